@@ -1,0 +1,17 @@
+DROP TABLE airtable_usage;
+DROP TABLE backups;
+DROP TABLE api_tokens;
+DROP TABLE import_log;
+DROP TABLE cache_meta;
+DROP TABLE sync_conflicts;
+DROP TABLE sync_runs;
+DROP TABLE outbox;
+DROP TABLE campaign_leads;
+DROP TABLE campaigns;
+DROP TABLE enrichments;
+DROP TABLE lead_events;
+DROP TRIGGER leads_fts_update;
+DROP TRIGGER leads_fts_delete;
+DROP TRIGGER leads_fts_insert;
+DROP TABLE leads_fts;
+DROP TABLE leads;

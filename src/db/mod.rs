@@ -1,0 +1,194 @@
+//! The database: a pool of SQLite connections set up the same way every time, the one helper
+//! through which every blocking diesel call runs, and the embedded migrations.
+//!
+//! Why `Db::run`: diesel is synchronous. A query run on a tokio worker would stall every other
+//! request scheduled there, so every call goes through [`Db::run`], which takes a pooled connection
+//! inside `spawn_blocking`, keeps the caller's tracing span, and re-raises a panic in the caller.
+
+pub mod meta;
+pub mod models;
+pub mod schema;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::AppError;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How many connections the pool keeps. SQLite in WAL mode serves many readers at once and one
+/// writer; a small pool keeps memory low and the busy timeout absorbs write contention.
+const POOL_SIZE: u32 = 8;
+/// How long a connection waits for a write lock before it gives up with "database is locked".
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+
+pub type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// Errors of opening and migrating the database (start-up only; queries use [`AppError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the database file {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Pool { path: PathBuf, source: r2d2::Error },
+    #[error("migration {name} failed, the database was left as it was: {message}")]
+    Migration { name: String, message: String },
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Per-connection set-up. `busy_timeout` must come before `journal_mode = WAL`, or switching the
+/// journal mode can fail with "database is locked" while another connection starts up.
+#[derive(Debug, Clone, Copy)]
+struct Pragmas {
+    read_only: bool,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        let mut sql = format!(
+            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+        );
+        if self.read_only {
+            sql.push_str(" PRAGMA query_only = ON;");
+        }
+        conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating it with its folder, mode 0600, when missing) the database at `path`.
+    /// Does not migrate: call [`Db::migrate`].
+    pub fn open(path: &Path) -> Result<Db, OpenError> {
+        ensure_file(path)?;
+        Self::open_pool(path, POOL_SIZE, false)
+    }
+
+    /// Opens an existing database for reading only (the `sql` query, `check`).
+    pub fn open_read_only(path: &Path, size: u32) -> Result<Db, OpenError> {
+        Self::open_pool(path, size, true)
+    }
+
+    fn open_pool(path: &Path, size: u32, read_only: bool) -> Result<Db, OpenError> {
+        let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .connection_customizer(Box::new(Pragmas { read_only }))
+            .build(manager)
+            .map_err(|source| OpenError::Pool { path: path.to_owned(), source })?;
+        Ok(Db { pool, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A pooled connection for synchronous code (command line, start-up, tests). Async code uses
+    /// [`Db::run`].
+    pub fn conn(&self) -> Result<Conn, AppError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Names of migrations embedded in the binary but not yet applied.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, AppError> {
+        let mut conn = self.conn()?;
+        let pending = conn.pending_migrations(MIGRATIONS).map_err(AppError::internal)?;
+        Ok(pending.iter().map(|m| m.name().to_string()).collect())
+    }
+
+    /// Applies pending migrations, each in its own transaction (diesel wraps every migration), so a
+    /// failing one leaves the database as it was before it and is named in the error.
+    pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
+        let mut conn = self.pool.get().map_err(|source| OpenError::Pool {
+            path: self.path.clone(),
+            source,
+        })?;
+        let pending = conn
+            .pending_migrations(MIGRATIONS)
+            .map_err(|e| OpenError::Migration { name: "(listing)".into(), message: e.to_string() })?;
+        let mut applied = Vec::new();
+        for migration in pending {
+            let name = migration.name().to_string();
+            conn.run_migration(&migration)
+                .map_err(|e| OpenError::Migration { name: name.clone(), message: e.to_string() })?;
+            applied.push(name);
+        }
+        Ok(applied)
+    }
+
+    /// Runs a blocking diesel closure on the blocking pool with a pooled connection.
+    pub async fn run<F, T>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(AppError::internal(e)),
+        }
+    }
+
+    /// Like [`Db::run`], inside an immediate (write-locking) transaction: SQLite takes the write
+    /// lock at the start, so two writers queue on the busy timeout instead of one failing half way.
+    pub async fn write<F, T>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| conn.immediate_transaction(f)).await
+    }
+}
+
+/// Creates the folder and an empty file with mode 0600 before SQLite opens it, so the database
+/// (and the -wal/-shm files SQLite derives from it) are never readable by others.
+fn ensure_file(path: &Path) -> Result<(), OpenError> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|source| OpenError::Folder { path: folder.to_owned(), source })?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| OpenError::File { path: path.to_owned(), source })?;
+    let mode = file.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| OpenError::File { path: path.to_owned(), source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The error policy of leadcache.
+//!
+//! - Module boundaries return `thiserror` enums: [`AppError`] for everything a request can hit,
+//!   narrower enums where a caller needs to tell cases apart (the Airtable client, opening the
+//!   database). The command line and jobs use `anyhow` on top.
+//! - [`AppError`] knows its machine code (`NOT_FOUND`, `VALIDATION`, `CONFLICT`, `FORBIDDEN`,
+//!   `UNAUTHENTICATED`, `LIMIT`, `UNAVAILABLE`, `INTERNAL`). GraphQL puts it in `extensions.code`;
+//!   HTTP handlers turn it into a status code.
+//! - `diesel::result::Error::NotFound` becomes [`AppError::NotFound`] in exactly one place, the
+//!   `From` impl below. Code that knows *what* was missing uses [`AppError::not_found`].
+//! - Internal errors (database, I/O, bugs) are logged once, where they are turned into a response,
+//!   and the client sees only "internal error": no SQL, paths or secrets leak out.
+
+use std::fmt::Display;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid {field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Limit(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(diesel::result::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn not_found(what: impl Display) -> Self {
+        AppError::NotFound(what.to_string())
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Validation { field: field.into(), message: message.into() }
+    }
+
+    pub fn internal(e: impl Display) -> Self {
+        AppError::Internal(e.to_string())
+    }
+
+    /// The machine-readable code of this error (GraphQL `extensions.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::Validation { .. } => "VALIDATION",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
+            AppError::Limit(_) => "LIMIT",
+            AppError::Unavailable(_) => "UNAVAILABLE",
+            AppError::Database(_) | AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Whether this error hides details that must not reach a client.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, AppError::Database(_) | AppError::Internal(_))
+    }
+
+    /// The message a client may see.
+    pub fn public_message(&self) -> String {
+        if self.is_internal() { "internal error".to_string() } else { self.to_string() }
+    }
+
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Validation { .. } => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AppError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::NotFound("record".into()),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                AppError::Conflict(format!("already exists: {}", info.message()))
+            }
+            other => AppError::Database(other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> Self {
+        AppError::Unavailable(format!("no database connection available: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> Self {
+        AppError::Internal(format!("JSON: {e}"))
+    }
+}
+
+impl async_graphql::ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if self.is_internal() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let code = self.code();
+        let field = match self {
+            AppError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(self.public_message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+/// Turns an [`AppResult`] into a GraphQL result that carries `extensions.code`. (async-graphql
+/// converts any `Display` error by itself, without a code, so resolvers call `.gql()` instead of `?`
+/// on an `AppError`.)
+pub trait GqlResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResultExt<T> for AppResult<T> {
+    fn gql(self) -> async_graphql::Result<T> {
+        use async_graphql::ErrorExtensions;
+        self.map_err(|e| e.extend())
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        if self.is_internal() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
+        (self.http_status(), axum::Json(body)).into_response()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

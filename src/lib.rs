@@ -1,0 +1,12 @@
+//! leadcache: a local SQLite copy of an Airtable lead table, served to agents over GraphQL.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls [`cli::run`]. Everything else
+//! lives here, by area: `config` (settings), `db` (schema, pool, migrations), `leads` (the lead
+//! store: validation, history, outbox, queries, search), `graphql` (the API), `server` (the HTTP
+//! router), `airtable` (client and simulator), `sync` (pull, push, conflicts), `jobs`, `web`
+//! (the embedded admin page).
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod time;
