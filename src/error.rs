@@ -131,6 +131,14 @@ impl async_graphql::ErrorExtensions for AppError {
     }
 }
 
+impl AppError {
+    /// This error as a GraphQL error with `extensions.code`.
+    pub fn into_gql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions;
+        self.extend()
+    }
+}
+
 /// Turns an [`AppResult`] into a GraphQL result that carries `extensions.code`. (async-graphql
 /// converts any `Display` error by itself, without a code, so resolvers call `.gql()` instead of `?`
 /// on an `AppError`.)

@@ -209,3 +209,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_runs,
     sync_conflicts,
 );
+
+diesel::joinable!(lead_events -> leads (lead_id));
+diesel::joinable!(enrichments -> leads (lead_id));
+diesel::joinable!(campaign_leads -> campaigns (campaign_id));
+diesel::joinable!(campaign_leads -> leads (lead_id));
+diesel::joinable!(outbox -> leads (lead_id));
+diesel::joinable!(sync_conflicts -> leads (lead_id));

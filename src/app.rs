@@ -1,0 +1,139 @@
+//! Starting and stopping the server: open and check the database, decide the mode, build the
+//! router, serve until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, LogFormat};
+use crate::db::Db;
+use crate::server::{App, router};
+use crate::state::{AppState, Mode};
+
+/// Sets up logging once: `RUST_LOG` filter, text or JSON lines (`LOG_FORMAT`).
+pub fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the database, running pending migrations.
+pub fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::open(&config.database_path)?;
+    let applied = db.migrate()?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied {} migration(s)", applied.len());
+    }
+    Ok(db)
+}
+
+/// A running server (tests and the benchmark start one on port 0).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and waits for in-flight ones.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Binds `addr` and serves the app in the background.
+pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running> {
+    let app = App::new(state);
+    if !addr.ip().is_loopback() && !app.auth.any().await? {
+        anyhow::bail!(
+            "refusing to listen on {addr} without API tokens: anyone on the network could read and change \
+             every lead. Create one with `leadcache token create --name NAME --role admin`, or bind a \
+             loopback address (LEADCACHE_BIND=127.0.0.1:8080)"
+        );
+    }
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let service = router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running { addr, app, shutdown: tx, task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `leadcache serve`.
+pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+    if demo && config.database_path == std::path::Path::new("data/leads.db") {
+        config.database_path = "data/demo.db".into();
+    }
+    let db = open_database(&config)?;
+    let mode = if demo {
+        Mode::Demo
+    } else if config.airtable.is_some() {
+        Mode::Airtable
+    } else {
+        tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
+        Mode::LocalOnly
+    };
+    if demo {
+        let empty = db.run(|c| crate::db::meta::get(c, "demo_seeded")).await?.is_none();
+        if empty {
+            let n = db
+                .run(|c| {
+                    let n = crate::seed::seed(c, 500, 7, false)?;
+                    crate::db::meta::set(c, "demo_seeded", "1")?;
+                    Ok(n)
+                })
+                .await?;
+            tracing::info!(leads = n, "demo: seeded {n} sample leads");
+        }
+    }
+    let state = AppState::new(config.clone(), db, mode);
+    let running = start(state, config.bind).await?;
+    tracing::info!(
+        mode = mode.as_str(),
+        database = %config.database_path.display(),
+        "leadcache listening on {} (admin page {}/, GraphiQL {}/graphiql)",
+        running.addr,
+        running.url(),
+        running.url()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await
+}

@@ -1,0 +1,100 @@
+//! `lead_events`: the append-only history of every lead.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use serde_json::{Map, Value};
+
+use crate::db::models::{LeadEvent, NewLeadEvent};
+use crate::db::schema::lead_events;
+use crate::error::AppError;
+
+/// The kinds of event (SPEC §3).
+pub mod kind {
+    pub const CREATED: &str = "created";
+    pub const UPDATED: &str = "updated";
+    pub const STATUS_CHANGED: &str = "status_changed";
+    pub const ENRICHED: &str = "enriched";
+    pub const NOTE: &str = "note";
+    pub const MERGED: &str = "merged";
+    pub const DELETED: &str = "deleted";
+    pub const RESTORED: &str = "restored";
+    pub const PULLED: &str = "pulled";
+    pub const PUSHED: &str = "pushed";
+    pub const CONFLICT: &str = "conflict";
+    pub const RESOLVED: &str = "resolved";
+}
+
+pub fn record(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    kind: &str,
+    actor: &str,
+    changes: &Map<String, Value>,
+    message: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<LeadEvent, AppError> {
+    let row = NewLeadEvent {
+        lead_id,
+        kind,
+        actor,
+        changes: serde_json::to_string(changes)?,
+        message,
+        at,
+    };
+    Ok(diesel::insert_into(lead_events::table)
+        .values(&row)
+        .returning(LeadEvent::as_returning())
+        .get_result(conn)?)
+}
+
+/// Records a change as history: a `status_changed` event for the status (the pipeline history
+/// reads these) and one event of `kind` for the other fields, when there are any.
+pub fn record_change(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    kind: &str,
+    actor: &str,
+    mut changes: Map<String, Value>,
+    at: NaiveDateTime,
+) -> Result<(), AppError> {
+    if kind != self::kind::CREATED
+        && let Some(status) = changes.remove("status")
+    {
+        let mut only = Map::new();
+        only.insert("status".into(), status);
+        record(conn, lead_id, self::kind::STATUS_CHANGED, actor, &only, None, at)?;
+    }
+    if !changes.is_empty() || kind == self::kind::CREATED {
+        record(conn, lead_id, kind, actor, &changes, None, at)?;
+    }
+    Ok(())
+}
+
+/// Events of many leads at once (the DataLoader), newest first per lead.
+pub fn for_leads(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+    per_lead: i64,
+) -> Result<Vec<LeadEvent>, AppError> {
+    let rows: Vec<LeadEvent> = lead_events::table
+        .filter(lead_events::lead_id.eq_any(ids))
+        .order((lead_events::lead_id, lead_events::at.desc(), lead_events::id.desc()))
+        .select(LeadEvent::as_select())
+        .load(conn)?;
+    // Keep `per_lead` of each lead (rows are grouped by lead, newest first).
+    let mut out = Vec::with_capacity(rows.len());
+    let mut current: Option<String> = None;
+    let mut n = 0;
+    for e in rows {
+        if current.as_deref() != Some(e.lead_id.as_str()) {
+            current = Some(e.lead_id.clone());
+            n = 0;
+        }
+        n += 1;
+        if n <= per_lead {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,13 @@
+//! The lead store: validation, normalised keys, history, outbox, writes, queries and search.
+//! Everything here is synchronous diesel code meant to run inside `Db::run`/`Db::write`.
+
+pub mod fields;
+pub mod history;
+pub mod keys;
+pub mod outbox;
+pub mod query;
+pub mod search;
+pub mod store;
+pub mod validate;
+
+pub use store::{ChangeKind, WriteCtx, Written};

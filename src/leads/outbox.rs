@@ -1,0 +1,149 @@
+//! The outbox: one row per lead with changes not yet in Airtable, written in the same transaction
+//! as the change itself, so an acknowledged write can never be lost.
+//!
+//! Rows are coalesced per lead: the operation that matters for Airtable and the union of the
+//! changed fields. The rules:
+//!
+//! | queued | then | becomes |
+//! |---|---|---|
+//! | create | update | create (all fields are sent anyway) |
+//! | create or update | delete | delete (a delete without an `airtable_id` is a no-op when pushed) |
+//! | delete | restore | update of every field if the record still exists in Airtable, else create |
+//!
+//! Every coalesced change bumps `seq`, resets `attempts` and makes the row due now: a push that
+//! finishes compares `seq` with what it sent and keeps the row when it moved meanwhile.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use crate::db::models::OutboxRow;
+use crate::db::schema::outbox;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        match s {
+            "create" => Some(Op::Create),
+            "update" => Some(Op::Update),
+            "delete" => Some(Op::Delete),
+            _ => None,
+        }
+    }
+}
+
+pub mod state {
+    pub const PENDING: &str = "pending";
+    pub const FAILED: &str = "failed";
+    pub const DEAD: &str = "dead";
+}
+
+/// Queues `op` on `fields` of a lead, coalescing with what is already queued.
+pub fn record(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    op: Op,
+    fields: &[String],
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let existing: Option<OutboxRow> =
+        outbox::table.find(lead_id).select(OutboxRow::as_select()).first(conn).optional()?;
+    let Some(mut row) = existing else {
+        let row = OutboxRow {
+            lead_id: lead_id.to_string(),
+            operation: op.as_str().to_string(),
+            fields: serde_json::to_string(fields)?,
+            seq: 1,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            state: state::PENDING.to_string(),
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(outbox::table).values(&row).execute(conn)?;
+        return Ok(());
+    };
+    let queued = Op::parse(&row.operation).unwrap_or(Op::Update);
+    let merged = match (queued, op) {
+        (_, Op::Delete) => Op::Delete,
+        (Op::Create, _) => Op::Create,
+        (Op::Delete, new) => new,
+        (Op::Update, new) => new,
+    };
+    let mut all: Vec<String> = serde_json::from_str(&row.fields).unwrap_or_default();
+    for f in fields {
+        if !all.contains(f) {
+            all.push(f.clone());
+        }
+    }
+    row.operation = merged.as_str().to_string();
+    row.fields = serde_json::to_string(&all)?;
+    row.seq += 1;
+    row.attempts = 0;
+    row.next_attempt_at = now;
+    row.last_error = None;
+    row.state = state::PENDING.to_string();
+    row.updated_at = now;
+    diesel::update(outbox::table.find(lead_id)).set(&row).execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut SqliteConnection, lead_id: &str) -> Result<Option<OutboxRow>, AppError> {
+    Ok(outbox::table.find(lead_id).select(OutboxRow::as_select()).first(conn).optional()?)
+}
+
+/// Outbox rows, optionally of one state, oldest first.
+pub fn list(conn: &mut SqliteConnection, state: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+    let mut q = outbox::table.select(OutboxRow::as_select()).into_boxed();
+    if let Some(s) = state {
+        q = q.filter(outbox::state.eq(s.to_string()));
+    }
+    Ok(q.order(outbox::created_at).limit(limit).load(conn)?)
+}
+
+/// Count of rows per state: (pending, failed, dead).
+pub fn counts(conn: &mut SqliteConnection) -> Result<(i64, i64, i64), AppError> {
+    let rows: Vec<(String, i64)> = outbox::table
+        .group_by(outbox::state)
+        .select((outbox::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    let get = |s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    Ok((get(state::PENDING), get(state::FAILED), get(state::DEAD)))
+}
+
+/// Makes failed and dead rows (of one lead, or all) due again. Returns how many.
+pub fn retry(conn: &mut SqliteConnection, lead_id: Option<&str>, now: NaiveDateTime) -> Result<usize, AppError> {
+    let mut q = diesel::update(outbox::table)
+        .filter(outbox::state.ne(state::PENDING))
+        .into_boxed();
+    if let Some(id) = lead_id {
+        q = q.filter(outbox::lead_id.eq(id.to_string()));
+    }
+    Ok(q.set((
+        outbox::state.eq(state::PENDING),
+        outbox::attempts.eq(0),
+        outbox::next_attempt_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// The changed fields of a lead's queued row (empty when nothing is queued).
+pub fn pending_fields(row: Option<&OutboxRow>) -> Vec<String> {
+    row.and_then(|r| serde_json::from_str(&r.fields).ok()).unwrap_or_default()
+}

@@ -1,0 +1,248 @@
+//! The HTTP side: one function, [`router`], builds every route; the server and the tests call it.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET/POST /graphql` | GraphQL over HTTP (GET for queries only) |
+//! | `GET /graphql/ws` | subscriptions (`graphql-transport-ws` and the older `graphql-ws`) |
+//! | `GET /graphiql` | GraphiQL |
+//! | `GET /healthz` | the process is up |
+//! | `GET /readyz` | the database answers; reports Airtable reachability |
+//! | `GET /schema.graphql` | the SDL |
+//! | `GET /` and other paths | the admin page (`web/`, embedded) |
+
+use std::sync::Arc;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use diesel::RunQueryDsl;
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::graphql::{AppSchema, schema};
+use crate::state::AppState;
+use crate::tokens::{TokenAuth, Verdict, bearer};
+
+/// Largest request body accepted (a `createLeads` of 5,000 leads fits).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct App {
+    pub state: AppState,
+    pub schema: AppSchema,
+    pub auth: Arc<TokenAuth>,
+}
+
+impl App {
+    pub fn new(state: AppState) -> Self {
+        let auth = Arc::new(TokenAuth::new(state.db.clone(), state.config.tokens_file.clone()));
+        App { schema: schema(state.clone()), state, auth }
+    }
+}
+
+/// The caller of a request, from its `Authorization` header. Rejects bad or missing tokens (when
+/// tokens are configured) with 401 before any work is done.
+impl FromRequestParts<App> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = match header {
+            None => None,
+            Some(h) => match bearer(h) {
+                Some(t) => Some(t),
+                None => {
+                    return Err(graphql_error(AppError::Unauthenticated(
+                        "malformed Authorization header: expected Bearer <token>".into(),
+                    )));
+                }
+            },
+        };
+        match app.auth.check(token).await {
+            Verdict::Allowed(caller) => Ok(caller),
+            Verdict::Denied(e) => Err(graphql_error(e)),
+        }
+    }
+}
+
+/// An error as a GraphQL-shaped JSON response with the right status code.
+fn graphql_error(e: AppError) -> Response {
+    if e.is_internal() {
+        tracing::error!(error = %e, "request failed");
+    }
+    let body = serde_json::json!({
+        "errors": [{"message": e.public_message(), "extensions": {"code": e.code()}}]
+    });
+    let mut resp = (e.http_status(), Json(body)).into_response();
+    if matches!(e, AppError::Unauthenticated(_)) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// GraphQL over HTTP: queries by GET or POST, mutations by POST only. With
+/// `Accept: application/graphql-response+json` a request that fails before execution (parse or
+/// validation error) answers 400, as the GraphQL-over-HTTP spec asks; plain JSON clients get 200.
+async fn graphql(
+    State(app): State<App>,
+    method: Method,
+    headers: HeaderMap,
+    caller: Caller,
+    req: GraphQLRequest,
+) -> Response {
+    let request = req.into_inner();
+    if method == Method::GET && is_mutation(&request.query, request.operation_name.as_deref()) {
+        let mut resp = graphql_error(AppError::validation("method", "mutations must be sent with POST"));
+        *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let mut response = app.schema.execute(request.data(caller)).await;
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    let wants_gql_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON));
+    let status = if wants_gql_json && response.data == async_graphql::Value::Null && response.is_err() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if wants_gql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    let body = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(e) => return graphql_error(AppError::internal(e)),
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Gives every error a machine code. Errors from resolvers carry one already; errors raised by
+/// async-graphql itself before execution (parse, validation, limits) do not.
+fn ensure_code(error: &mut async_graphql::ServerError) {
+    let ext = error.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_some() {
+        return;
+    }
+    let limit = ["too complex", "nested too deep", "recursion depth", "too many"]
+        .iter()
+        .any(|m| error.message.to_lowercase().contains(m));
+    let input = ["expected input type", "failed to parse", "invalid value for argument", "invalid value"]
+        .iter()
+        .any(|m| error.message.to_lowercase().contains(m));
+    let code = if limit {
+        "LIMIT"
+    } else if error.path.is_empty() || input {
+        "VALIDATION"
+    } else {
+        "INTERNAL"
+    };
+    ext.set("code", code);
+}
+
+fn is_mutation(query: &str, operation: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    match doc.operations {
+        DocumentOperations::Single(op) => op.node.ty != OperationType::Query,
+        DocumentOperations::Multiple(ops) => ops
+            .iter()
+            .filter(|(name, _)| operation.is_none_or(|o| name.as_str() == o))
+            .any(|(_, op)| op.node.ty != OperationType::Query),
+    }
+}
+
+/// Subscriptions. The token comes from the `connection_init` payload (`{"Authorization": "Bearer
+/// ..."}` or `{"token": "..."}`), or else from the upgrade request's header.
+async fn graphql_ws(
+    State(app): State<App>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .map(str::to_string);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let auth = app.auth.clone();
+            GraphQLWebSocket::new(stream, app.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let from_payload = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).and_then(bearer).map(str::to_string))
+                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string));
+                    let token = from_payload.or(header_token);
+                    match auth.check(token.as_deref()).await {
+                        Verdict::Allowed(caller) => {
+                            let mut data = async_graphql::Data::default();
+                            data.insert(caller);
+                            Ok(data)
+                        }
+                        Verdict::Denied(e) => Err(e.into_gql()),
+                    }
+                })
+                .serve()
+        })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 when the database answers (with Airtable's reachability), 503 when it does not.
+async fn readyz(State(app): State<App>) -> Response {
+    let db = app.state.db.run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?)).await;
+    let airtable = match (app.state.sync_enabled(), app.state.airtable_reachable()) {
+        (false, _) => "not configured",
+        (true, None) => "unknown",
+        (true, Some(true)) => "reachable",
+        (true, Some(false)) => "unreachable",
+    };
+    let (status, database) = match db {
+        Ok(_) => (StatusCode::OK, "ok".to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
+        }
+    };
+    (status, Json(serde_json::json!({"database": database, "airtable": airtable, "mode": app.state.mode.as_str()})))
+        .into_response()
+}
+
+async fn schema_sdl() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::graphql::sdl())
+}
+
+/// Builds the whole router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/graphiql", get(graphiql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/schema.graphql", get(schema_sdl))
+        .fallback(crate::web::serve)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(app)
+}

@@ -1,0 +1,6 @@
+//! The integration tests: one binary, a module per area, each test on its own server and database.
+
+mod support;
+
+mod leads;
+mod schema;
