@@ -34,11 +34,22 @@ export function filterForm(filter, onChange) {
     placeholder: 'Name, company, email, title…', autocomplete: 'off',
     oninput: (e) => { filter.search = e.target.value; typed(); },
   });
-  const status = h('select', {
-    multiple: true, size: 4, 'data-testid': 'filter-status', 'aria-describedby': 'status-hint',
-    onchange: (e) => { filter.status = [...e.target.selectedOptions].map((o) => o.value); changed(); },
-  });
-  const statusNote = h('span', { class: 'field-hint', id: 'status-hint' }, 'Ctrl/⌘-click to pick several');
+  // Status: a dropdown of checkboxes (several can be picked), works the same on a phone.
+  const statusLabel = h('span', { class: 'multi-label' });
+  const statusBox = h('fieldset', { class: 'multi-options' }, h('legend', { class: 'sr-only' }, 'Statuses'));
+  const statusNote = h('span', { class: 'field-hint' });
+  const status = h('details', { class: 'multi', 'data-testid': 'filter-status' },
+    h('summary', { class: 'btn multi-summary' }, h('span', { class: 'sr-only' }, 'Status: '), statusLabel), statusBox);
+  const showStatusLabel = () => {
+    const n = (filter.status || []).length;
+    statusLabel.textContent = n === 0 ? 'any' : n <= 2 ? filter.status.join(', ') : `${n} statuses`;
+  };
+  const outside = (e) => {
+    if (!status.isConnected) { document.removeEventListener('click', outside); return; }
+    if (status.open && !status.contains(e.target)) status.open = false;
+  };
+  document.addEventListener('click', outside);
+  status.addEventListener('keydown', (e) => { if (e.key === 'Escape' && status.open) { status.open = false; status.querySelector('summary').focus(); } });
   const source = h('input', { type: 'text', 'data-testid': 'filter-source', value: filter.source || '',
     oninput: (e) => { filter.source = e.target.value; typed(); } });
   const company = h('input', { type: 'text', 'data-testid': 'filter-company', value: filter.company || '',
@@ -58,22 +69,32 @@ export function filterForm(filter, onChange) {
     onclick: () => {
       Object.assign(filter, { status: [], source: '', company: '', syncState: '', enriched: '', includeDeleted: false, search: '' });
       search.value = ''; source.value = ''; company.value = ''; syncState.value = ''; enriched.value = ''; includeDeleted.checked = false;
-      for (const o of status.options) o.selected = false;
+      for (const i of statusBox.querySelectorAll('input')) i.checked = false;
+      showStatusLabel();
       changed();
     } }, 'Clear filters');
 
   function setStatuses(list, error) {
-    while (status.firstChild) status.removeChild(status.firstChild);
+    while (statusBox.childNodes.length > 1) statusBox.removeChild(statusBox.lastChild);
     // Keep statuses already in the filter even when the server does not list them.
     const all = [...list, ...(filter.status || []).filter((x) => !list.includes(x))];
-    for (const st of all) status.appendChild(h('option', { value: st, selected: (filter.status || []).includes(st) }, st));
-    if (error) statusNote.textContent = `Statuses could not be loaded: ${error.message}`;
-    status.size = Math.min(Math.max(all.length, 2), 5);
+    for (const st of all) {
+      statusBox.appendChild(h('label', { class: 'multi-option' },
+        h('input', { type: 'checkbox', value: st, 'data-testid': `filter-status-${st}`, checked: (filter.status || []).includes(st),
+          onchange: () => {
+            filter.status = [...statusBox.querySelectorAll('input:checked')].map((i) => i.value);
+            showStatusLabel();
+            changed();
+          } }), h('span', null, st)));
+    }
+    if (!all.length) statusBox.appendChild(h('p', { class: 'muted' }, 'No statuses.'));
+    statusNote.textContent = error ? `Statuses could not be loaded: ${error.message}` : '';
+    showStatusLabel();
   }
 
   const el = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter leads', onsubmit: (e) => { e.preventDefault(); typed.cancel(); changed(); } },
     h('div', { class: 'field field-search' }, h('label', { for: 'lead-search', class: 'field-label' }, 'Search'), search),
-    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Status'), status, statusNote),
+    h('div', { class: 'field' }, h('span', { class: 'field-label', 'aria-hidden': 'true' }, 'Status'), status, statusNote),
     labelled('Source', source),
     labelled('Company', company),
     labelled('Sync state', syncState),
