@@ -33,5 +33,5 @@ export function mount(root) {
       summary, count, exportButtons(() => filter)),
     h('section', { class: 'card' }, h('h2', null, 'Filter'), form.el)));
   update();
-  return () => later.cancel();
+  return () => { later.cancel(); form.destroy(); };
 }

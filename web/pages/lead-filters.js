@@ -24,9 +24,11 @@ function labelled(label, control, hint) {
 }
 
 /** Filter controls bound to `filter` (mutated in place); `onChange()` runs after each change
- * (text inputs debounced). Returns {el, setStatuses(list, error)}. */
+ * (text inputs debounced). Returns {el, setStatuses(list, error), destroy()}. */
 export function filterForm(filter, onChange) {
-  const changed = () => onChange();
+  let el = null;
+  // A change that lands after the page was left (debounced typing) must not touch the shared filter.
+  const changed = () => { if (!el || el.isConnected) onChange(); };
   const typed = debounce(changed, 300);
 
   const search = h('input', {
@@ -92,7 +94,7 @@ export function filterForm(filter, onChange) {
     showStatusLabel();
   }
 
-  const el = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter leads', onsubmit: (e) => { e.preventDefault(); typed.cancel(); changed(); } },
+  el = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter leads', onsubmit: (e) => { e.preventDefault(); typed.cancel(); changed(); } },
     h('div', { class: 'field field-search' }, h('label', { for: 'lead-search', class: 'field-label' }, 'Search'), search),
     h('div', { class: 'field' }, h('span', { class: 'field-label', 'aria-hidden': 'true' }, 'Status'), status, statusNote),
     labelled('Source', source),
@@ -102,7 +104,7 @@ export function filterForm(filter, onChange) {
     h('label', { class: 'field field-check' }, includeDeleted, h('span', null, 'Include deleted')),
     h('div', { class: 'field field-buttons' }, clear));
   loadStatuses().then((r) => setStatuses(r.list, r.error));
-  return { el, setStatuses };
+  return { el, setStatuses, destroy: () => typed.cancel() };
 }
 
 function stamp() {

@@ -30,7 +30,8 @@ export function mount(root, { bus, navigate }) {
   const filter = getLeadsFilter();
   let seq = 0;
   let shownIds = new Set();
-  const changedIds = new Set();
+  const highlight = new Map(); // lead id -> time until which its row is marked as changed
+  const HIGHLIGHT_MS = 6000;
 
   const summary = h('p', { class: 'muted filter-summary', 'data-testid': 'leads-total', role: 'status' });
   const tableBox = h('div', { class: 'leads-table-box', 'aria-live': 'polite' });
@@ -68,12 +69,15 @@ export function mount(root, { bus, navigate }) {
       return emptyState(view.cursors.hasPrevious ? 'No more leads on this page.' : 'No leads match this filter.');
     }
     const before = shownIds;
+    const now = Date.now();
+    for (const [id, until] of highlight) if (until < now) highlight.delete(id);
+    if (live && before.size > 0) for (const l of nodes) if (!before.has(l.id)) highlight.set(l.id, now + HIGHLIGHT_MS);
     return h('div', { class: 'table-wrap' },
       h('table', { 'data-testid': 'leads-table', class: 'leads-table' },
         h('caption', { class: 'sr-only' }, 'Leads'),
         h('thead', null, h('tr', null, COLUMNS.map(sortHeader))),
         h('tbody', null, nodes.map((l) => {
-          const isChanged = changedIds.has(l.id) || (live && before.size > 0 && !before.has(l.id));
+          const isChanged = highlight.has(l.id);
           return h('tr', {
             'data-lead-id': l.id, class: [isChanged ? 'row-changed' : null, l.deletedAt ? 'row-deleted' : null],
             onclick: (e) => { if (!e.target.closest('a, button')) navigate(`#/leads/${encodeURIComponent(l.id)}`); },
@@ -93,7 +97,6 @@ export function mount(root, { bus, navigate }) {
       endCursor = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
       replace(tableBox, renderTable(conn, quiet));
       shownIds = new Set(conn.edges.map((e) => e.node.id));
-      changedIds.clear();
       const from = (view.cursors.page - 1) * view.pageSize + (conn.edges.length ? 1 : 0);
       const to = (view.cursors.page - 1) * view.pageSize + conn.edges.length;
       replace(summary, `${fmtNum(conn.totalCount)} leads (${describeFilter(filter)})`,
@@ -123,9 +126,9 @@ export function mount(root, { bus, navigate }) {
   const refetch = debounce(() => load(true), 700);
   const onLead = (ev) => {
     const change = ev.detail;
-    if (change && change.lead) changedIds.add(change.lead.id);
+    if (change && change.lead) highlight.set(change.lead.id, Date.now() + HIGHLIGHT_MS);
     refetch();
   };
   bus.addEventListener('leadChanged', onLead);
-  return () => { bus.removeEventListener('leadChanged', onLead); refetch.cancel(); };
+  return () => { bus.removeEventListener('leadChanged', onLead); refetch.cancel(); form.destroy(); };
 }
