@@ -125,13 +125,24 @@ function setLiveState(state, detail) {
 
 const live = new LiveClient({ onStatus: setLiveState });
 
+// A refused subscription (e.g. not implemented yet, or not allowed) leaves the pages working
+// without live updates; the indicator's tooltip says which one failed.
+function subscriptionError(name) {
+  return (errors) => {
+    const msg = Array.isArray(errors) ? errors.map((e) => e && e.message).join('; ') : String(errors);
+    console.warn(`subscription ${name} failed: ${msg}`);
+    const el = document.getElementById('live-indicator');
+    if (el) { el.dataset.partial = 'true'; el.title = `Live updates incomplete: ${name} failed (${msg})`; }
+  };
+}
+
 function startLive() {
   live.subscribe(LEAD_CHANGED, {}, (data) => {
     if (data && data.leadChanged) bus.dispatchEvent(new CustomEvent('leadChanged', { detail: data.leadChanged }));
-  });
+  }, subscriptionError('leadChanged'));
   live.subscribe(SYNC_PROGRESS, {}, (data) => {
     if (data && data.syncProgress) bus.dispatchEvent(new CustomEvent('syncProgress', { detail: data.syncProgress }));
-  });
+  }, subscriptionError('syncProgress'));
   live.start();
 }
 

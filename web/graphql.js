@@ -132,6 +132,7 @@ export class LiveClient {
     this.retry = 0;
     this.timer = null;
     this.closed = false;
+    this.askedFor = null;
   }
 
   start() { this.closed = false; this.connect(); }
@@ -171,6 +172,8 @@ export class LiveClient {
 
   connect() {
     if (this.closed) return;
+    if (this.ws) { this.ws.onclose = null; this.ws.close(1000, 'reconnect'); this.ws = null; }
+    clearTimeout(this.timer);
     this.acked = false;
     this.onStatus('connecting');
     let ws;
@@ -194,12 +197,20 @@ export class LiveClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.acked = false;
-      // 4401/4403: the server refused the token. 4400: bad message; 4429: too many inits.
+      // 4401/4403: the server refused the token (4400: bad message; 4429: too many inits).
+      // Ask for a token once per token value; after that stay offline and retry slowly.
       if (ev.code === 4401 || ev.code === 4403) {
-        this.onStatus('offline', 'not authorized');
-        needToken(ev.code === 4401 ? 'UNAUTHENTICATED' : 'FORBIDDEN').then((retry) => {
-          if (retry) { this.retry = 0; this.connect(); } else this.scheduleReconnect('not authorized');
-        });
+        const token = getToken();
+        if (this.askedFor !== token) {
+          this.askedFor = token;
+          this.onStatus('offline', 'not authorized');
+          needToken(ev.code === 4401 ? 'UNAUTHENTICATED' : 'FORBIDDEN').then((retry) => {
+            if (retry) { this.retry = 0; this.connect(); } else this.scheduleReconnect('not authorized');
+          });
+          return;
+        }
+        this.retry = Math.max(this.retry, 5);
+        this.scheduleReconnect('not authorized');
         return;
       }
       this.scheduleReconnect(ev.reason || `closed (${ev.code})`);

@@ -64,13 +64,20 @@ export function replace(el, ...children) {
   return el;
 }
 
-export function debounce(fn, ms) {
+/** Debounce: run `fn` `ms` after the last call. With `maxWait`, a steady stream of calls
+ * still runs it at least every `maxWait` ms (live events can arrive faster than `ms`). */
+export function debounce(fn, ms, maxWait = 0) {
   let timer = null;
+  let first = 0;
+  const fire = (args) => { clearTimeout(timer); timer = null; first = 0; fn(...args); };
   const wrapped = (...args) => {
+    const now = Date.now();
+    if (!first) first = now;
     clearTimeout(timer);
-    timer = setTimeout(() => { timer = null; fn(...args); }, ms);
+    const wait = maxWait ? Math.min(ms, Math.max(0, first + maxWait - now)) : ms;
+    timer = setTimeout(() => fire(args), wait);
   };
-  wrapped.cancel = () => clearTimeout(timer);
+  wrapped.cancel = () => { clearTimeout(timer); timer = null; first = 0; };
   return wrapped;
 }
 

@@ -84,7 +84,7 @@ export function mount(root, { bus }) {
     open.el, resolved.el));
   open.reload(false);
 
-  const refresh = debounce(() => { open.reload(true); if (showResolved) resolved.reload(true); }, 800);
+  const refresh = debounce(() => { open.reload(true); if (showResolved) resolved.reload(true); }, 800, 4000);
   const onSync = (ev) => { if (ev.detail && (ev.detail.finishedAt || ev.detail.conflicts)) refresh(); };
   const onLead = (ev) => { if (ev.detail && ev.detail.lead && ev.detail.lead.syncState === 'CONFLICT') refresh(); };
   bus.addEventListener('syncProgress', onSync);

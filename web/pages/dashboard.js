@@ -8,6 +8,23 @@ const STATUS_Q = `query Dashboard_cacheStatus { cacheStatus {
   totalLeads fresh ageSeconds lastFullPull lastIncrementalPull pendingChanges failedChanges deadChanges
   openConflicts airtableReachable mode requestsToday requestsThisMonth
   lastBackup { file createdAt sizeBytes leadCount outcome reason } } }`;
+// The fields SPEC §6 names for cacheStatus; used when the server does not know the newer ones yet.
+const STATUS_MIN_Q = `query Dashboard_cacheStatusMin { cacheStatus {
+  totalLeads fresh ageSeconds lastFullPull lastIncrementalPull pendingChanges failedChanges openConflicts
+  airtableReachable mode } }`;
+
+/** cacheStatus with every field, or the SPEC §6 subset when the server rejects unknown fields. */
+async function loadStatus() {
+  try {
+    return await gql(STATUS_Q);
+  } catch (err) {
+    if (err.code !== 'VALIDATION' && !/unknown field|cannot query field/i.test(err.message)) throw err;
+    const d = await gql(STATUS_MIN_Q);
+    d.partial = err.message;
+    return d;
+  }
+}
+
 const REPORT_Q = `query Dashboard_report { report {
   totalLeads enrichmentRate
   byStatus { status count } funnel { status reached share } bySource { source count }
@@ -49,13 +66,14 @@ function stat(label, value, testid, kind) {
     h('div', { class: 'stat-value', 'data-testid': testid }, value));
 }
 
-function renderStatus({ cacheStatus: c }) {
+function renderStatus({ cacheStatus: c, partial }) {
   const b = c.lastBackup;
+  const na = (v, f) => (v === undefined ? 'n/a' : f(v));
   return h('div', { class: 'stats' },
     stat('Total leads', fmtNum(c.totalLeads), 'total-leads'),
     stat('Pending changes', fmtNum(c.pendingChanges), 'pending-changes', c.pendingChanges ? 'warn' : null),
     stat('Failed changes', fmtNum(c.failedChanges), 'failed-changes', c.failedChanges ? 'bad' : null),
-    stat('Dead changes', fmtNum(c.deadChanges), 'dead-changes', c.deadChanges ? 'bad' : null),
+    stat('Dead changes', na(c.deadChanges, fmtNum), 'dead-changes', c.deadChanges ? 'bad' : null),
     stat('Open conflicts', fmtNum(c.openConflicts), 'open-conflicts', c.openConflicts ? 'warn' : null),
     stat('Mode', c.mode, 'cache-mode'),
     stat('Cache', c.fresh ? 'fresh' : 'stale', 'cache-fresh', c.fresh ? 'good' : 'warn'),
@@ -63,9 +81,11 @@ function renderStatus({ cacheStatus: c }) {
     stat('Airtable reachable', c.airtableReachable === null || c.airtableReachable === undefined
       ? 'n/a' : c.airtableReachable ? 'yes' : 'no', 'airtable-reachable',
     c.airtableReachable === false ? 'bad' : c.airtableReachable ? 'good' : null),
-    stat('Last backup', b ? `${fmtDate(b.createdAt)} (${b.outcome})` : 'never', 'last-backup', b && b.outcome !== 'ok' ? 'warn' : null),
-    stat('Requests today', fmtNum(c.requestsToday), 'requests-today'),
-    stat('Requests this month', fmtNum(c.requestsThisMonth), 'requests-month'),
+    stat('Last backup', b === undefined ? 'n/a' : b ? `${fmtDate(b.createdAt)} (${b.outcome})` : 'never', 'last-backup', b && b.outcome !== 'ok' ? 'warn' : null),
+    stat('Requests today', na(c.requestsToday, fmtNum), 'requests-today'),
+    stat('Requests this month', na(c.requestsThisMonth, fmtNum), 'requests-month'),
+    partial ? h('p', { class: 'error-text stats-note', role: 'status', 'data-testid': 'cache-status-partial' },
+      `Some figures are not available from this server (${partial}).`) : null,
     h('p', { class: 'muted stats-note' },
       `Last full pull: ${fmtDate(c.lastFullPull)} · last incremental pull: ${fmtDate(c.lastIncrementalPull)}`));
 }
@@ -128,7 +148,7 @@ export function syncRunsTable(runs, testid = 'sync-runs-table') {
 }
 
 export function mount(root, { bus }) {
-  const status = section({ title: 'Cache', testid: 'section-cache-status', load: () => gql(STATUS_Q), render: renderStatus });
+  const status = section({ title: 'Cache', testid: 'section-cache-status', load: loadStatus, render: renderStatus });
   const report = section({ title: 'Pipeline', testid: 'section-report', load: () => gql(REPORT_Q), render: renderReport });
   const runs = section({
     title: 'Last sync runs', testid: 'section-sync-runs', load: () => gql(RUNS_Q),
@@ -145,7 +165,7 @@ export function mount(root, { bus }) {
     progress, status.el, report.el, runs.el));
   reloadAll(false);
 
-  const quietReload = debounce(() => reloadAll(true), 800);
+  const quietReload = debounce(() => reloadAll(true), 800, 4000);
   const onLead = () => quietReload();
   const onSync = (ev) => {
     const run = ev.detail;

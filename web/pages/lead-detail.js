@@ -190,7 +190,7 @@ export function mount(root, { id, bus, navigate }) {
   function reloadAll(quiet = true) { loadLead(quiet); history.reload(quiet); enrich.reload(quiet); campaigns.reload(quiet); }
   reloadAll(false);
 
-  const liveReload = debounce(() => { reloadAll(true); }, 600);
+  const liveReload = debounce(() => { reloadAll(true); }, 600, 3000);
   const onLead = (ev) => {
     const c = ev.detail;
     if (c && c.lead && (c.lead.id === id || (lead && c.lead.id === lead.id))) {

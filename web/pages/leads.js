@@ -123,7 +123,7 @@ export function mount(root, { bus, navigate }) {
       h('div', { class: 'pager' }, prev, pageNo, next, pageSize))));
   load();
 
-  const refetch = debounce(() => load(true), 700);
+  const refetch = debounce(() => load(true), 700, 3000);
   const onLead = (ev) => {
     const change = ev.detail;
     if (change && change.lead) highlight.set(change.lead.id, Date.now() + HIGHLIGHT_MS);

@@ -51,7 +51,7 @@ export function mount(root, { bus, query }) {
     list.el));
   list.reload(false);
 
-  const reload = debounce(() => list.reload(true), 800);
+  const reload = debounce(() => list.reload(true), 800, 4000);
   bus.addEventListener('syncProgress', reload);
   bus.addEventListener('leadChanged', reload);
   return () => { bus.removeEventListener('syncProgress', reload); bus.removeEventListener('leadChanged', reload); reload.cancel(); };

@@ -22,7 +22,7 @@ export function mount(root, { bus }) {
     progress, runs.el));
   runs.reload(false);
 
-  const reload = debounce(() => runs.reload(true), 500);
+  const reload = debounce(() => runs.reload(true), 500, 2000);
   const onSync = (ev) => {
     const run = ev.detail;
     progress.textContent = run.finishedAt ? `Last run: ${runSummary(run)}` : `Running: ${runSummary(run)}`;

@@ -72,7 +72,7 @@ async function check(b, name, expr) {
 
 async function main() {
   startMock(8191);
-  startMock(8192, { MOCK_FAIL: 'report' });
+  startMock(8192, { MOCK_FAIL: 'report,cachestatus' });
   startMock(8193, { MOCK_TOKEN: 'secret' });
   await sleep(500);
   const b = await browser(9331);
@@ -135,6 +135,8 @@ async function main() {
   await sleep(800);
   await check(b, 'failing report query is an inline error', `await wait(() => t('section-error')); await wait(() => t('total-leads'));
     return t('section-report').contains(t('section-error')) && t('total-leads').textContent === '137' && !!t('sync-runs-table');`);
+  await check(b, 'older server without the newer cacheStatus fields', `await wait(() => t('cache-status-partial'));
+    return t('dead-changes').textContent === 'n/a' && t('pending-changes').textContent === '3';`);
 
   // Token prompt.
   await b.send('Page.navigate', { url: 'http://127.0.0.1:8193/#/dashboard' });

@@ -78,7 +78,8 @@ function filtered(v) {
 }
 
 function resolve(op, v) {
-  if (FAIL.has(op.replace(/^Dashboard_/, '').toLowerCase())) throw Object.assign(new Error(`Unknown field "${op}" on type "Query"`), { code: 'VALIDATION' });
+  const name = op.replace(/^Dashboard_/, '').toLowerCase();
+  if (FAIL.has(name)) throw Object.assign(new Error(`Unknown field "${name}" (mock failure)`), { code: 'VALIDATION' });
   const byStatus = STATUSES.map((s) => ({ status: s, count: leads.filter((l) => l.status === s).length }));
   switch (op) {
     case 'Dashboard_cacheStatus': return { cacheStatus: { totalLeads: leads.length, fresh: true, ageSeconds: 754, lastFullPull: iso(now - 864e5),
@@ -86,6 +87,12 @@ function resolve(op, v) {
       failedChanges: outbox.filter((o) => o.state === 'FAILED').length, deadChanges: outbox.filter((o) => o.state === 'DEAD').length,
       openConflicts: conflicts.filter((c) => c.open).length, airtableReachable: true, mode: 'demo', lastBackup: backups[0],
       requestsToday: 42, requestsThisMonth: 1234 } };
+    case 'Dashboard_cacheStatusMin': {
+      const had = FAIL.delete('cachestatus');
+      const { deadChanges, lastBackup, requestsToday, requestsThisMonth, ...rest } = resolve('Dashboard_cacheStatus', v).cacheStatus;
+      if (had) FAIL.add('cachestatus');
+      return { cacheStatus: rest };
+    }
     case 'Dashboard_report': {
       let reached = leads.length;
       const funnel = STATUSES.filter((s) => s !== 'lost').map((s, i) => { const r = i === 0 ? reached : Math.round(reached * 0.8); reached = r; return { status: s, reached: r, share: r / leads.length }; });

@@ -101,3 +101,22 @@ test('hash parsing', () => {
   assert.deepEqual(path, ['outbox']);
   assert.equal(query.get('state'), 'DEAD');
 });
+
+test('debounce waits for quiet, maxWait bounds the delay under a steady stream', async () => {
+  const { debounce } = await import('../util.js');
+  let calls = 0;
+  const d = debounce(() => { calls += 1; }, 40);
+  d(); d(); d();
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(calls, 1);
+  let hits = 0;
+  const m = debounce(() => { hits += 1; }, 50, 120);
+  const start = Date.now();
+  while (Date.now() - start < 300) { m(); await new Promise((r) => setTimeout(r, 10)); }
+  assert.ok(hits >= 2, `fired ${hits} times during a 300 ms stream`);
+  m.cancel();
+  const c = debounce(() => { calls += 100; }, 10);
+  c(); c.cancel();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(calls, 1, 'cancel drops the pending call');
+});
