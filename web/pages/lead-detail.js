@@ -100,7 +100,8 @@ export function mount(root, { id, bus, navigate }) {
     const select = h('select', { id: 'status-select', 'data-testid': 'status-select' }, h('option', { value: l.status, selected: true }, l.status));
     loadStatuses().then((r) => {
       const all = r.list.includes(l.status) ? r.list : [l.status, ...r.list];
-      replace(select, all.map((st) => h('option', { value: st, selected: st === l.status }, st)));
+      const want = select.dataset.picked || l.status;
+      replace(select, all.map((st) => h('option', { value: st, selected: st === want }, st)));
     });
     const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'btn-save-status' }, 'Save status');
     const statusForm = h('form', { class: 'inline-form', onsubmit: (e) => {
@@ -163,8 +164,15 @@ export function mount(root, { id, bus, navigate }) {
     const my = ++seq;
     if (!quiet) main.setAttribute('aria-busy', 'true');
     try {
-      const d = await gql(LEAD_Q, { id });
+      let d;
+      try {
+        d = await gql(LEAD_Q, { id });
+      } catch (err) {
+        if (err.code !== 'NOT_FOUND') throw err;
+        d = { lead: null };
+      }
       if (my !== seq) return;
+      const before = lead;
       lead = d.lead;
       if (!lead) {
         replace(main, h('div', { class: 'card' }, h('p', { class: 'empty', 'data-testid': 'empty-state' }, `No lead with id “${id}”.`),
@@ -174,11 +182,14 @@ export function mount(root, { id, bus, navigate }) {
       replace(head.querySelector('h1'), lead.fullName || '(no name)',
         lead.company ? h('span', { class: 'muted h1-sub' }, ` · ${lead.company}`) : null);
       document.title = `${lead.fullName} · leadcache`;
-      // Keep the note the user is typing across live reloads.
+      // Keep the note being typed and a status picked but not saved across live reloads.
       const typing = main.querySelector('#note-text');
       const draft = typing ? typing.value : '';
+      const picking = main.querySelector('#status-select');
+      const picked = picking && before && picking.value !== before.status && before.status === lead.status ? picking.value : null;
       replace(main, renderLead(lead));
       if (draft) main.querySelector('#note-text').value = draft;
+      if (picked) main.querySelector('#status-select').dataset.picked = picked;
     } catch (err) {
       if (my !== seq) return;
       replace(main, errorBox(err, () => loadLead(false)));
