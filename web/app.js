@@ -20,7 +20,8 @@
 //                sort headers "sort-<FIELD>" (aria-sort), "leads-total", "page-prev", "page-next",
 //                "page-number", "page-size", "export-csv", "export-json".
 //   lead detail  "lead-detail" (data-lead-id), "lead-fields", "lead-extra", "lead-sync",
-//                "lead-pending-fields", "lead-history" (items data-event-kind), "lead-enrichments",
+//                "lead-pending-fields", "lead-history" (section; events are li[data-event-kind]
+//                [data-event-id] in "lead-history-list"), "lead-enrichments",
 //                "lead-campaigns", "status-select", "btn-save-status", "note-text", "btn-add-note",
 //                "btn-delete", "btn-restore", "lead-deleted-banner".
 //   conflicts    "page-conflicts", "conflicts-list", "conflict-<id>" with "keep-local" / "keep-remote"

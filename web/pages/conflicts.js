@@ -43,7 +43,7 @@ export function mount(root, { bus }) {
       return h('article', { class: 'conflict', 'data-testid': `conflict-${c.id}`, 'data-conflict-id': c.id, 'aria-label': `Conflict on ${c.field}` },
         h('header', { class: 'conflict-head' },
           h('h3', null, leadLink(c), c.lead && c.lead.company ? h('span', { class: 'muted' }, ` · ${c.lead.company}`) : null),
-          h('span', null, 'field ', h('code', null, c.field), ' · ', fmtDate(c.createdAt), ' · current: ', badge(c.resolution, c.resolution))),
+          h('span', null, 'field ', h('code', null, c.field), ' · ', fmtDate(c.createdAt), ' · policy kept: ', badge(c.resolution, c.resolution))),
         h('div', { class: 'conflict-values' },
           valueBox('Base (last synced)', c.baseValue, 'value-base'),
           valueBox('Local', c.localValue, 'value-local', same(c.localValue, c.baseValue) ? null : 'changed'),

@@ -65,7 +65,7 @@ export function renderChanges(changes) {
 
 function renderHistory(events) {
   if (!events.length) return emptyState('No history yet.');
-  return h('ol', { class: 'timeline', 'data-testid': 'lead-history' }, events.map((e) => h('li', { 'data-event-kind': e.kind, 'data-event-id': e.id },
+  return h('ol', { class: 'timeline', 'data-testid': 'lead-history-list' }, events.map((e) => h('li', { 'data-event-kind': e.kind, 'data-event-id': e.id },
     h('div', { class: 'timeline-head' }, badge(e.kind, e.kind), ' ', h('span', { class: 'muted' }, `${fmtDate(e.at)} · ${e.actor}`)),
     e.message ? h('p', { class: 'event-message' }, e.message) : null,
     renderChanges(e.changes))));
@@ -74,7 +74,7 @@ function renderHistory(events) {
 export function mount(root, { id, bus, navigate }) {
   const head = h('div', { class: 'page-head' }, h('h1', null, 'Lead'), h('a', { href: '#/leads' }, '← All leads'));
   const main = h('div', { 'data-testid': 'lead-detail', 'data-lead-id': id }, h('p', { class: 'loading' }, 'Loading…'));
-  const history = section({ title: 'History', testid: 'section-history', load: () => gql(HISTORY_Q, { id }),
+  const history = section({ title: 'History', testid: 'lead-history', load: () => gql(HISTORY_Q, { id }),
     render: (d) => (d.lead ? renderHistory(d.lead.events) : emptyState('Lead not found.')) });
   const enrich = section({ title: 'Enrichments', testid: 'lead-enrichments', load: () => gql(ENRICH_Q, { id }),
     render: (d) => (d.lead && d.lead.enrichments.length ? d.lead.enrichments.map((e) => h('div', { class: 'enrichment' },

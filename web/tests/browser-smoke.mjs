@@ -105,8 +105,8 @@ async function main() {
   await check(b, 'row click opens detail', `await go('#/leads'); await wait(() => $('[data-lead-id="lead-0004"]') || (t('sort-FULL_NAME') && $$('[data-lead-id]').length));
     const row = $('[data-lead-id]'); const id = row.dataset.leadId; row.querySelector('td:nth-child(2)').click();
     await wait(() => t('lead-detail') && t('lead-fields')); return t('lead-detail').dataset.leadId === id && location.hash === '#/leads/' + id;`);
-  await check(b, 'detail shows history with changes', `await go('#/leads/lead-0004'); await wait(() => t('lead-history') && t('lead-fields') && t('lead-detail').dataset.leadId === 'lead-0004');
-    return $$('[data-testid="lead-history"] > li').length === 3 && /status: new → /.test(t('lead-history').textContent.replace(/\\s+/g, ' '));`);
+  await check(b, 'detail shows history with changes', `await go('#/leads/lead-0004'); await wait(() => $$('[data-testid="lead-history"] li[data-event-kind]').length && t('lead-fields') && t('lead-detail').dataset.leadId === 'lead-0004');
+    return $$('[data-testid="lead-history"] li[data-event-kind]').length === 3 && /status: new → /.test(t('lead-history').textContent.replace(/\\s+/g, ' '));`);
   await check(b, 'detail unsafe link not linked', `return !$$('a').some((a) => a.getAttribute('href').startsWith('javascript:'));`);
   await check(b, 'edit status', `$$('.toast').forEach((x) => x.remove()); await wait(() => t('status-select').options.length > 1); t('status-select').value = 'won'; t('btn-save-status').click();
     await wait(() => t('toast-ok')); await wait(() => /won/.test(t('lead-fields').textContent) && t('status-select').value === 'won'); return true;`);
