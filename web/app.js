@@ -93,6 +93,7 @@ function tokenDialog() {
     const value = input.value.trim();
     if (!value) { input.focus(); return; }
     setToken(value);
+    document.getElementById('btn-token').classList.add('has-token');
     toast('Token saved', 'ok');
     close(true);
     live.restart();
@@ -100,6 +101,7 @@ function tokenDialog() {
   document.getElementById('token-cancel').addEventListener('click', () => close(false));
   document.getElementById('token-clear').addEventListener('click', () => {
     setToken('');
+    document.getElementById('btn-token').classList.remove('has-token');
     toast('Token removed from this browser', 'info');
     close(false);
     live.restart();
@@ -167,6 +169,7 @@ function route() {
     if (a.dataset.route === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   document.body.classList.remove('nav-open');
+  document.getElementById('nav-toggle').setAttribute('aria-expanded', 'false');
 
   const entry = ROUTES[name];
   if (!entry) {

@@ -37,11 +37,13 @@ async function browser(port) {
     const msg = JSON.parse(ev.data);
     if (msg.id && waiting.has(msg.id)) { waiting.get(msg.id)(msg); waiting.delete(msg.id); }
     if (msg.method === 'Runtime.exceptionThrown') problems.push(msg.params.exceptionDetails.exception?.description || msg.params.exceptionDetails.text);
+    if (msg.method === 'Log.entryAdded' && msg.params.entry.level === 'error') problems.push(`${msg.params.entry.source}: ${msg.params.entry.text}`);
     if (msg.method === 'Runtime.consoleAPICalled' && msg.params.type === 'error') problems.push(msg.params.args.map((a) => a.value ?? a.description).join(' '));
   };
   const send = (method, params = {}) => new Promise((r) => { const n = ++id; waiting.set(n, r); ws.send(JSON.stringify({ id: n, method, params })); });
   await send('Runtime.enable');
   await send('Page.enable');
+  await send('Log.enable');
   const evaluate = async (expr) => {
     const res = await send('Runtime.evaluate', { expression: `(async () => { ${expr} })()`, awaitPromise: true, returnByValue: true });
     if (res.result.exceptionDetails) throw new Error(res.result.exceptionDetails.exception?.description || 'evaluate failed');
@@ -155,6 +157,7 @@ async function main() {
   await check(b, 'phone: menu button opens nav', `const nav = $('#main-nav'); const hidden = getComputedStyle(nav).display === 'none'; $('#nav-toggle').click(); return hidden && getComputedStyle(nav).display !== 'none';`);
 
   const problems = b.problems.filter((p) => !/401|Unauthorized|WebSocket/i.test(p));
+  if (process.env.SMOKE_VERBOSE) console.log(b.problems);
   if (problems.length) { failed += 1; console.log(`FAIL no console errors: ${problems.slice(0, 5).join(' | ')}`); } else { passed += 1; console.log('ok   no console errors'); }
   b.close();
 }

@@ -210,7 +210,9 @@ const server = http.createServer((req, res) => {
   const file = path.join(WEB, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
   if (!file.startsWith(WEB) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404); res.end('not found'); return; }
   const type = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.mjs': 'text/javascript' }[path.extname(file)] || 'application/octet-stream';
-  res.writeHead(200, { 'Content-Type': `${type}; charset=utf-8` });
+  // The policy README.md promises the page works under.
+  res.writeHead(200, { 'Content-Type': `${type}; charset=utf-8`,
+    'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; connect-src 'self'" });
   fs.createReadStream(file).pipe(res);
 });
 
