@@ -118,6 +118,26 @@ export async function download(url, filename) {
 
 // ---- subscriptions (graphql-transport-ws) ----
 
+/** 'UNAUTHENTICATED' | 'FORBIDDEN' when a list of GraphQL errors is about the token. */
+export function authErrorCode(errors) {
+  const list = Array.isArray(errors) ? errors : [];
+  const hit = list.find((e) => e && e.extensions && AUTH_CODES.has(e.extensions.code));
+  return hit ? hit.extensions.code : null;
+}
+
+/** Whether a WebSocket close is the server refusing the token. The protocol's codes are
+ * 4401/4403; async-graphql closes a failed `connection_init` with 1002 and the error message as
+ * reason, so for 1002 and other 44xx codes the reason decides. */
+export function authCloseReason(code, reason) {
+  if (code === 4401) return 'UNAUTHENTICATED';
+  if (code === 4403) return 'FORBIDDEN';
+  const r = String(reason || '');
+  if ((code === 1002 || (code >= 4400 && code < 4500)) && /unauthenticated|unauthori[sz]ed|token|forbidden|permission/i.test(r)) {
+    return /forbidden|permission/i.test(r) ? 'FORBIDDEN' : 'UNAUTHENTICATED';
+  }
+  return null;
+}
+
 /** One WebSocket that carries every subscription; reconnects with backoff and
  * re-subscribes. `onStatus(state, detail)` gets 'connecting' | 'live' | 'offline'. */
 export class LiveClient {
@@ -197,25 +217,29 @@ export class LiveClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.acked = false;
-      // 4401/4403: the server refused the token (4400: bad message; 4429: too many inits).
-      // Ask for a token once per token value; after that stay offline and retry slowly.
-      if (ev.code === 4401 || ev.code === 4403) {
-        const token = getToken();
-        if (this.askedFor !== token) {
-          this.askedFor = token;
-          this.onStatus('offline', 'not authorized');
-          needToken(ev.code === 4401 ? 'UNAUTHENTICATED' : 'FORBIDDEN').then((retry) => {
-            if (retry) { this.retry = 0; this.connect(); } else this.scheduleReconnect('not authorized');
-          });
-          return;
-        }
-        this.retry = Math.max(this.retry, 5);
-        this.scheduleReconnect('not authorized');
-        return;
-      }
+      const auth = authCloseReason(ev.code, ev.reason);
+      if (auth) { this.authFailed(auth); return; }
       this.scheduleReconnect(ev.reason || `closed (${ev.code})`);
     };
     ws.onerror = () => { /* onclose follows and reconnects */ };
+  }
+
+  /** The server refused the token: ask for one once per token value, then stay offline and
+   * retry slowly (a token saved later restarts the socket). */
+  authFailed(reason) {
+    if (this.ws) { this.ws.onclose = null; this.ws.close(1000, 'auth'); this.ws = null; }
+    this.acked = false;
+    const token = getToken();
+    if (this.askedFor !== token) {
+      this.askedFor = token;
+      this.onStatus('offline', 'not authorized');
+      needToken(reason).then((retry) => {
+        if (retry) { this.retry = 0; this.connect(); } else this.scheduleReconnect('not authorized');
+      });
+      return;
+    }
+    this.retry = Math.max(this.retry, 5);
+    this.scheduleReconnect('not authorized');
   }
 
   scheduleReconnect(detail) {
@@ -242,11 +266,15 @@ export class LiveClient {
         const sub = this.subs.get(msg.id);
         if (!sub) break;
         const payload = msg.payload || {};
+        const auth = authErrorCode(payload.errors);
+        if (auth) { this.authFailed(auth); break; }
         if (payload.errors && payload.errors.length && sub.onError) sub.onError(payload.errors);
         if (payload.data) sub.onNext(payload.data);
         break;
       }
       case 'error': {
+        const auth = authErrorCode(msg.payload);
+        if (auth) { this.authFailed(auth); break; }
         const sub = this.subs.get(msg.id);
         if (sub && sub.onError) sub.onError(msg.payload);
         break;

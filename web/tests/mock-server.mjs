@@ -227,7 +227,12 @@ server.on('upgrade', (req, sock) => {
   wsFrames(sock, (text) => {
     const msg = JSON.parse(text);
     if (msg.type === 'connection_init') {
-      if (TOKEN && !(msg.payload && msg.payload.Authorization === `Bearer ${TOKEN}`)) { sock.end(Buffer.from([0x88, 2, 0x11, 0x31])); return; } // close 4401
+      if (TOKEN && !(msg.payload && msg.payload.Authorization === `Bearer ${TOKEN}`)) {
+        // As async-graphql does when on_connection_init fails: close 1002 with the error as reason.
+        const reason = Buffer.from('UNAUTHENTICATED: a valid token is required');
+        sock.end(Buffer.concat([Buffer.from([0x88, 2 + reason.length, 0x03, 0xea]), reason]));
+        return;
+      }
       wsSend(sock, { type: 'connection_ack' });
     } else if (msg.type === 'subscribe') {
       state.subs.set(msg.id, /leadChanged/.test(msg.payload.query) ? 'leadChanged' : 'syncProgress');

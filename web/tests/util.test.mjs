@@ -120,3 +120,18 @@ test('debounce waits for quiet, maxWait bounds the delay under a steady stream',
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(calls, 1, 'cancel drops the pending call');
 });
+
+test('websocket auth failures are recognised', async () => {
+  globalThis.localStorage = undefined;
+  const { authCloseReason, authErrorCode } = await import('../graphql.js');
+  assert.equal(authCloseReason(4401, ''), 'UNAUTHENTICATED');
+  assert.equal(authCloseReason(4403, ''), 'FORBIDDEN');
+  assert.equal(authCloseReason(1002, 'UNAUTHENTICATED: a valid token is required'), 'UNAUTHENTICATED');
+  assert.equal(authCloseReason(1002, 'Forbidden: read tokens cannot subscribe'), 'FORBIDDEN');
+  assert.equal(authCloseReason(1002, 'invalid message'), null);
+  assert.equal(authCloseReason(1006, 'token'), null, 'abnormal closure is a network problem');
+  assert.equal(authCloseReason(1000, ''), null);
+  assert.equal(authErrorCode([{ message: 'x', extensions: { code: 'FORBIDDEN' } }]), 'FORBIDDEN');
+  assert.equal(authErrorCode([{ message: 'x', extensions: { code: 'LIMIT' } }]), null);
+  assert.equal(authErrorCode(undefined), null);
+});
