@@ -95,8 +95,10 @@ function tokenDialog() {
     setToken(value);
     document.getElementById('btn-token').classList.add('has-token');
     toast('Token saved', 'ok');
+    const manual = !resolveAsk;
     close(true);
     live.restart();
+    if (manual) route(); // nothing was waiting: reload the page's data with the new token
   });
   document.getElementById('token-cancel').addEventListener('click', () => close(false));
   document.getElementById('token-clear').addEventListener('click', () => {

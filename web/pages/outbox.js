@@ -27,7 +27,8 @@ export function mount(root, { bus, query }) {
       { label: 'Queued', cell: (e) => fmtDate(e.createdAt) },
       { label: 'Last error', cell: (e) => (e.lastError ? h('span', { class: 'error-text' }, e.lastError) : '—') },
       { label: 'Action', cell: (e) => {
-        const b = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': `retry-${e.leadId}` }, 'Retry');
+        const b = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': `retry-${e.leadId}`,
+          'aria-label': `Retry ${e.lead ? e.lead.fullName : e.leadId}` }, 'Retry');
         b.addEventListener('click', () => retry(e.leadId, b));
         return b;
       } },
