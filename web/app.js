@@ -9,7 +9,7 @@
 //                "token-cancel", "token-clear"; toasts "toast-ok" / "toast-error" / "toast-info";
 //                #page (data-route=<route>); any failing section shows "section-error";
 //                empty lists show "empty-state".
-//   dashboard    "page-dashboard", "total-leads", "pending-changes", "failed-changes", "dead-changes",
+//   dashboard    "page-dashboard", "total-leads" (the stat cards link to their pages), "pending-changes", "failed-changes", "dead-changes",
 //                "open-conflicts", "cache-mode", "cache-fresh", "cache-age", "airtable-reachable",
 //                "last-backup", "requests-today", "requests-month", "funnel-chart" (svg inside),
 //                "per-day-chart", "by-status-table", "by-source-table", "campaigns-table",
@@ -18,7 +18,7 @@
 //                "filter-sync-state", "filter-enriched", "filter-include-deleted", "filter-clear",
 //                "leads-table" (rows data-lead-id=<id>, class "row-changed" after a live change),
 //                sort headers "sort-<FIELD>" (aria-sort), "leads-total", "page-prev", "page-next",
-//                "page-number", "page-size", "export-csv", "export-json".
+//                "page-number" ("Page N of M"), "page-size", "export-csv", "export-json".
 //   lead detail  "lead-detail" (data-lead-id), "lead-fields", "lead-extra", "lead-sync",
 //                "lead-pending-fields", "lead-history" (section; events are li[data-event-kind]
 //                [data-event-id] in "lead-history-list"), "lead-enrichments",

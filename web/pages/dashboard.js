@@ -60,8 +60,8 @@ export function syncActionButtons({ onDone } = {}) {
   return { refresh, push, backup };
 }
 
-function stat(label, value, testid, kind) {
-  return h('div', { class: ['stat', ...(kind ? kind.split(' ').map((k) => `stat-${k}`) : [])] },
+function stat(label, value, testid, kind, href) {
+  return h(href ? 'a' : 'div', { href: href || null, class: ['stat', href ? 'stat-link' : null, ...(kind ? kind.split(' ').map((k) => `stat-${k}`) : [])] },
     h('div', { class: 'stat-label' }, label),
     h('div', { class: 'stat-value', 'data-testid': testid }, value));
 }
@@ -70,11 +70,11 @@ function renderStatus({ cacheStatus: c, partial }) {
   const b = c.lastBackup;
   const na = (v, f) => (v === undefined ? 'n/a' : f(v));
   return h('div', { class: 'stats' },
-    stat('Total leads', fmtNum(c.totalLeads), 'total-leads'),
-    stat('Pending changes', fmtNum(c.pendingChanges), 'pending-changes', c.pendingChanges ? 'warn' : null),
-    stat('Failed changes', fmtNum(c.failedChanges), 'failed-changes', c.failedChanges ? 'bad' : null),
-    stat('Dead changes', na(c.deadChanges, fmtNum), 'dead-changes', c.deadChanges ? 'bad' : null),
-    stat('Open conflicts', fmtNum(c.openConflicts), 'open-conflicts', c.openConflicts ? 'warn' : null),
+    stat('Total leads', fmtNum(c.totalLeads), 'total-leads', null, '#/leads'),
+    stat('Pending changes', fmtNum(c.pendingChanges), 'pending-changes', c.pendingChanges ? 'warn' : null, '#/outbox?state=PENDING'),
+    stat('Failed changes', fmtNum(c.failedChanges), 'failed-changes', c.failedChanges ? 'bad' : null, '#/outbox?state=FAILED'),
+    stat('Dead changes', na(c.deadChanges, fmtNum), 'dead-changes', c.deadChanges ? 'bad' : null, '#/outbox?state=DEAD'),
+    stat('Open conflicts', fmtNum(c.openConflicts), 'open-conflicts', c.openConflicts ? 'warn' : null, '#/conflicts'),
     stat('Mode', c.mode, 'cache-mode'),
     stat('Cache', c.fresh ? 'fresh' : 'stale', 'cache-fresh', c.fresh ? 'good' : 'warn'),
     stat('Cache age', fmtAge(c.ageSeconds), 'cache-age'),

@@ -101,7 +101,8 @@ export function mount(root, { bus, navigate }) {
       const to = (view.cursors.page - 1) * view.pageSize + conn.edges.length;
       replace(summary, `${fmtNum(conn.totalCount)} leads (${describeFilter(filter)})`,
         conn.edges.length ? ` · showing ${fmtNum(from)}–${fmtNum(to)}` : '');
-      replace(pageNo, `Page ${view.cursors.page}`);
+      const pages = Math.max(1, Math.ceil(conn.totalCount / view.pageSize));
+      replace(pageNo, `Page ${view.cursors.page}`, h('span', { class: 'muted' }, ` of ${fmtNum(pages)}`));
     } catch (err) {
       if (my !== seq) return;
       replace(tableBox, errorBox(err, () => load()));
