@@ -81,7 +81,7 @@ function renderStatus({ cacheStatus: c, partial }) {
     stat('Airtable reachable', c.airtableReachable === null || c.airtableReachable === undefined
       ? 'n/a' : c.airtableReachable ? 'yes' : 'no', 'airtable-reachable',
     c.airtableReachable === false ? 'bad' : c.airtableReachable ? 'good' : null),
-    stat('Last backup', b === undefined ? 'n/a' : b ? `${fmtDate(b.createdAt)} (${b.outcome})` : 'never', 'last-backup', b && b.outcome !== 'ok' ? 'warn small' : 'small'),
+    stat('Last backup', b === undefined ? 'n/a' : b ? [h('span', { class: 'nowrap' }, fmtDate(b.createdAt)), ` (${b.outcome})`] : 'never', 'last-backup', b && b.outcome !== 'ok' ? 'warn small' : 'small'),
     stat('Requests today', na(c.requestsToday, fmtNum), 'requests-today'),
     stat('Requests this month', na(c.requestsThisMonth, fmtNum), 'requests-month'),
     partial ? h('p', { class: 'error-text stats-note', role: 'status', 'data-testid': 'cache-status-partial' },
