@@ -7,7 +7,9 @@ use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
 #[folder = "web/"]
-#[exclude = "tests/*"]
+#[exclude = "tests/**"]
+#[exclude = "package.json"]
+#[exclude = "README.md"]
 #[exclude = ".*"]
 struct Assets;
 
