@@ -88,8 +88,11 @@ impl BasePacer {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<(String, String), Arc<BasePacer>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<(String, String), Arc<BasePacer>>>> = OnceLock::new();
+/// (API URL, base id) -> pacer.
+type Registry = Mutex<HashMap<(String, String), Arc<BasePacer>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
