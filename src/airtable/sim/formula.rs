@@ -63,8 +63,8 @@ pub trait RecordView {
 }
 
 const FUNCTIONS: &[(&str, usize, usize)] = &[
-    ("AND", 1, 255),
-    ("OR", 1, 255),
+    ("AND", 1, usize::MAX),
+    ("OR", 1, usize::MAX),
     ("NOT", 1, 1),
     ("IF", 2, 3),
     ("IS_AFTER", 2, 2),
