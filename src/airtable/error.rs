@@ -78,7 +78,10 @@ impl std::fmt::Display for UnprocessableKind {
 pub enum AirtableError {
     /// 429 `RATE_LIMIT_REACHED` (either body shape). Retried after the base's pause.
     #[error("Airtable rate limit reached: {message}")]
-    RateLimited { message: String },
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// 429 `PUBLIC_API_BILLING_LIMIT_EXCEEDED`: the plan's monthly cap. Never retried.
     #[error("Airtable monthly API quota exceeded: {message}")]
     QuotaExceeded { message: String },
@@ -198,7 +201,10 @@ impl AirtableError {
                 if kind.as_deref() == Some("PUBLIC_API_BILLING_LIMIT_EXCEEDED") {
                     Self::QuotaExceeded { message }
                 } else {
-                    Self::RateLimited { message }
+                    Self::RateLimited {
+                        message,
+                        retry_after,
+                    }
                 }
             }
             401 => Self::Auth {
@@ -289,6 +295,7 @@ pub fn parse_error_body(body: &str) -> (Option<String>, Option<String>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

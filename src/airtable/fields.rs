@@ -394,6 +394,7 @@ fn write_value(v: &Value, ty: LocalType) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -64,6 +64,7 @@ pub fn record_id_in(ids: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

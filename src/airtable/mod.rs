@@ -21,6 +21,7 @@ mod error;
 mod fields;
 pub mod formula;
 mod pacing;
+mod params;
 mod pass;
 pub mod sim;
 mod stats;

@@ -126,6 +126,7 @@ pub fn with_jitter(base: Duration, jitter: Duration) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

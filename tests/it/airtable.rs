@@ -1,4 +1,6 @@
 //! Airtable client and simulator tests. Everything talks to simulators started on 127.0.0.1.
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
 
 mod client;
 mod compat;

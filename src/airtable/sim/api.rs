@@ -268,6 +268,7 @@ fn parse_list_query(query: &str) -> ListQuery {
             "offset" => q.offset = Some(v.into_owned()),
             "fields[]" | "fields" => q.fields.push(v.into_owned()),
             "filterByFormula" => q.formula = Some(v.into_owned()),
+            "view" => q.view = Some(v.into_owned()),
             "returnFieldsByFieldId" => q.by_field_id = v == "1" || v == "true",
             key if key.starts_with("sort[") => {
                 let mut parts = key.trim_start_matches("sort[").split("][");
@@ -327,6 +328,7 @@ fn parse_list_body(v: &Value) -> ListQuery {
             .get("returnFieldsByFieldId")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        view: s("view"),
     }
 }
 

@@ -468,6 +468,7 @@ pub fn eval(e: &Expr, rec: &dyn RecordView) -> Val {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

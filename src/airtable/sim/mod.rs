@@ -23,6 +23,7 @@ pub mod formula;
 mod seed;
 mod state;
 mod table;
+mod values;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,11 +7,11 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::formula::{self, RecordView, Val};
-use super::state::{FieldType, Inner, ListIter, SimRecord, apply, iterator_alive, new_id};
+use super::state::{Inner, ListIter, SimRecord, apply, iterator_alive, new_id};
 use super::{NotFoundShape, SimConfig};
 
 /// Validated cells: (field name, value or `None` to clear).
-type Cells = Vec<(String, Option<Value>)>;
+pub(crate) type Cells = Vec<(String, Option<Value>)>;
 
 /// An error answer: status and JSON body (plus `Retry-After` for injected 503s).
 #[derive(Debug, Clone)]
@@ -85,14 +85,14 @@ fn invalid_records() -> ApiErr {
     )
 }
 
-fn unknown_field(name: &str) -> ApiErr {
+pub(crate) fn unknown_field(name: &str) -> ApiErr {
     ApiErr::unprocessable(
         "UNKNOWN_FIELD_NAME",
         format!("Unknown field name: \"{name}\""),
     )
 }
 
-fn bad_value(name: &str) -> ApiErr {
+pub(crate) fn bad_value(name: &str) -> ApiErr {
     ApiErr::unprocessable(
         "INVALID_VALUE_FOR_COLUMN",
         format!("Field \"{name}\" cannot accept the provided value"),
@@ -110,7 +110,12 @@ pub(crate) struct ListQuery {
     /// (field, descending)
     pub sort: Vec<(String, bool)>,
     pub by_field_id: bool,
+    /// Only the default view exists ("Grid view", or its id `viwGridView000000`): all records.
+    pub view: Option<String>,
 }
+
+/// The name and id of the table's only view.
+pub(crate) const VIEW: (&str, &str) = ("Grid view", "viwGridView000000");
 
 /// `itr` + 14 alphanumerics + `/rec` + 14 alphanumerics.
 fn offset_well_formed(o: &str) -> bool {
@@ -166,109 +171,6 @@ fn sort_key(v: Option<Value>) -> (bool, f64, String) {
 }
 
 impl Inner {
-    /// Validates and converts written cells; keys may be names or field ids.
-    pub fn coerce_all(
-        &mut self,
-        fields: &Map<String, Value>,
-        typecast: bool,
-    ) -> Result<Cells, ApiErr> {
-        let mut out = Vec::new();
-        for (k, v) in fields {
-            let def = self.field_def(k).cloned().ok_or_else(|| unknown_field(k))?;
-            if def.ty.is_computed() {
-                return Err(ApiErr::unprocessable(
-                    "INVALID_VALUE_FOR_COLUMN",
-                    format!(
-                        "Field \"{}\" cannot accept a value because the field is computed",
-                        def.name
-                    ),
-                ));
-            }
-            let name = def.name.clone();
-            let value = match (def.ty, v) {
-                (_, Value::Null) => None,
-                (FieldType::Text | FieldType::LongText, Value::String(_)) => Some(v.clone()),
-                (FieldType::Text | FieldType::LongText, Value::Number(_) | Value::Bool(_))
-                    if typecast =>
-                {
-                    Some(Value::String(v.to_string()))
-                }
-                (FieldType::Number, Value::Number(_)) => Some(v.clone()),
-                (FieldType::Number, Value::String(s)) if typecast => {
-                    let n: f64 = s.trim().parse().map_err(|_| bad_value(&name))?;
-                    Some(json!(n))
-                }
-                (FieldType::Checkbox, Value::Bool(_)) => Some(v.clone()),
-                (FieldType::Checkbox, Value::String(s)) if typecast => Some(json!(matches!(
-                    s.to_lowercase().as_str(),
-                    "true" | "1" | "yes" | "checked"
-                ))),
-                (FieldType::DateTime, Value::String(s)) => {
-                    if s.is_empty() {
-                        None
-                    } else {
-                        let t = crate::time::parse(s).ok_or_else(|| bad_value(&name))?;
-                        Some(json!(super::state::fmt_time(t.and_utc())))
-                    }
-                }
-                (FieldType::SingleSelect, Value::String(s)) => {
-                    let opts = self.select_options.entry(name.clone()).or_default();
-                    if !s.is_empty() && !opts.contains(s) {
-                        if !typecast {
-                            return Err(ApiErr::unprocessable(
-                                "INVALID_MULTIPLE_CHOICE_OPTIONS",
-                                format!(
-                                    "Insufficient permissions to create new select option \"\"{s}\"\""
-                                ),
-                            ));
-                        }
-                        opts.push(s.clone());
-                    }
-                    Some(v.clone())
-                }
-                (FieldType::MultiSelect, Value::Array(a)) if a.iter().all(Value::is_string) => {
-                    Some(v.clone())
-                }
-                (FieldType::MultiSelect, Value::String(s)) if typecast => Some(json!(
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|x| !x.is_empty())
-                        .collect::<Vec<_>>()
-                )),
-                (FieldType::Collaborator, Value::Object(o))
-                    if o.contains_key("id") || o.contains_key("email") =>
-                {
-                    Some(v.clone())
-                }
-                (FieldType::Attachments, Value::Array(a)) => {
-                    let mut files = Vec::new();
-                    for item in a {
-                        let Some(o) = item.as_object() else {
-                            return Err(bad_value(&name));
-                        };
-                        let mut o = o.clone();
-                        if !o.contains_key("id") {
-                            let url = o
-                                .get("url")
-                                .and_then(Value::as_str)
-                                .ok_or_else(|| bad_value(&name))?;
-                            let filename = url.rsplit('/').next().unwrap_or("file").to_string();
-                            o.insert("id".into(), json!(new_id(&mut self.rng, "att")));
-                            o.entry("filename").or_insert(json!(filename));
-                            o.insert("size".into(), json!(0));
-                            o.insert("type".into(), json!("application/octet-stream"));
-                        }
-                        files.push(Value::Object(o));
-                    }
-                    Some(Value::Array(files))
-                }
-                _ => return Err(bad_value(&name)),
-            };
-            out.push((name, value));
-        }
-        Ok(out)
-    }
-
     pub fn list(
         &mut self,
         cfg: &SimConfig,
@@ -285,6 +187,15 @@ impl Inner {
                 ));
             }
         };
+        if let Some(v) = q.view.as_deref()
+            && v != VIEW.0
+            && v != VIEW.1
+        {
+            return Err(ApiErr::unprocessable(
+                "VIEW_NAME_NOT_FOUND",
+                format!("View {v} not found"),
+            ));
+        }
         for f in q.fields.iter().chain(q.sort.iter().map(|s| &s.0)) {
             if self.field_def(f).is_none() {
                 return Err(unknown_field(f));

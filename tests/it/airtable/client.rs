@@ -370,3 +370,62 @@ async fn more_than_ten_records_are_refused_before_sending() {
     ));
     assert!(api_log(&sim).is_empty());
 }
+
+#[tokio::test]
+async fn views_field_ids_and_put_replace() {
+    let sim = start_sim(SimConfig {
+        records: 4,
+        ..unlimited()
+    })
+    .await;
+    let client = fast_client(&sim);
+    let grid = ListParams {
+        view: Some("Grid view".into()),
+        ..ListParams::default()
+    };
+    assert_eq!(list_all(&client, grid, 0).await.unwrap().len(), 4);
+    let err = client
+        .list_page(
+            &ListParams {
+                view: Some("Nope".into()),
+                ..ListParams::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.unprocessable_kind().unwrap().as_type(),
+        "VIEW_NAME_NOT_FOUND"
+    );
+    let by_id = ListParams {
+        return_fields_by_field_id: true,
+        ..ListParams::default()
+    };
+    let recs = list_all(&client, by_id, 0).await.unwrap();
+    assert!(recs.iter().all(|r| {
+        r.fields
+            .keys()
+            .all(|k| k.starts_with("fld") && k.len() == 17)
+    }));
+
+    let id = sim.state.records()[0]["id"].as_str().unwrap().to_string();
+    let http = super::raw_http();
+    let url = format!("{}/v0/{}/Leads/{id}", sim.url(), sim.base_id());
+    let resp = http
+        .put(&url)
+        .bearer_auth("pat")
+        .json(&json!({"fields": {"Full Name": "Only Name"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let rec = client.get_record(&id).await.unwrap().unwrap();
+    let mut keys: Vec<_> = rec.fields.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["Created", "Full Name", "Last Modified"],
+        "PUT clears the rest"
+    );
+}
