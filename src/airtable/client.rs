@@ -326,6 +326,28 @@ impl HttpClient {
             updated,
         })
     }
+    async fn delete_batch(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut url = self.inner.table_url.clone();
+        url.query_pairs_mut()
+            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
+        let v = self
+            .send(RequestKind::Delete, false, RetryPolicy::All, |c| {
+                c.delete(url.clone())
+            })
+            .await?;
+        Ok(v.get("records")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r.get("deleted").and_then(Value::as_bool) == Some(true))
+                    .filter_map(|r| r.get("id").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 fn read_token_file(p: &std::path::Path) -> Result<Secret, AirtableError> {
@@ -494,26 +516,23 @@ impl AirtableApi for HttpClient {
 
     async fn delete(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
         Self::check_batch(ids.len())?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        match self.delete_batch(ids).await {
+            // One id of the batch is already gone (deleted in Airtable, or by our own earlier
+            // attempt whose answer was lost): delete one by one, counting "gone" as deleted.
+            Err(e) if e.is_not_found() && ids.len() > 1 => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match self.delete_batch(std::slice::from_ref(id)).await {
+                        Ok(mut d) => out.append(&mut d),
+                        Err(e) if e.is_not_found() => out.push(id.clone()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(out)
+            }
+            Err(e) if e.is_not_found() => Ok(ids.to_vec()),
+            other => other,
         }
-        let mut url = self.inner.table_url.clone();
-        url.query_pairs_mut()
-            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
-        let v = self
-            .send(RequestKind::Delete, false, RetryPolicy::All, |c| {
-                c.delete(url.clone())
-            })
-            .await?;
-        Ok(v.get("records")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter(|r| r.get("deleted").and_then(Value::as_bool) == Some(true))
-                    .filter_map(|r| r.get("id").and_then(Value::as_str).map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 
     async fn reload_token(&self) -> Result<(), AirtableError> {

@@ -145,7 +145,8 @@ pub trait AirtableApi: Send + Sync {
         merge_on: &[String],
     ) -> Result<UpsertResult, AirtableError>;
 
-    /// Deletes records; returns the ids Airtable reported deleted.
+    /// Deletes records; returns the ids deleted. A record that is already gone counts as
+    /// deleted (so a delete retried after a lost answer succeeds).
     async fn delete(&self, ids: &[String]) -> Result<Vec<String>, AirtableError>;
 
     /// Re-reads the token from `AIRTABLE_API_KEY_FILE` (a no-op for a fixed token). The sync

@@ -429,3 +429,27 @@ async fn views_field_ids_and_put_replace() {
         "PUT clears the rest"
     );
 }
+
+#[tokio::test]
+async fn a_delete_whose_response_was_lost_still_succeeds() {
+    let sim = start_sim(SimConfig {
+        records: 5,
+        ..unlimited()
+    })
+    .await;
+    let client = fast_client(&sim);
+    let ids: Vec<String> = sim.state.records()[..2]
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    sim.state.update_faults(|f| f.drop_response_next = 1);
+    let deleted = client.delete(&ids).await.unwrap();
+    assert_eq!(deleted, ids);
+    assert_eq!(sim.state.record_count(), 3);
+    let statuses: Vec<u16> = api_log(&sim).iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [0, 404, 404, 404],
+        "lost answer, batch 404, then one by one"
+    );
+}
