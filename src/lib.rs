@@ -6,6 +6,7 @@
 //! router), `airtable` (client and simulator), `sync` (pull, push, conflicts), `jobs`, `web`
 //! (the embedded admin page).
 
+pub mod airtable;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -2,5 +2,6 @@
 
 mod support;
 
+mod airtable;
 mod leads;
 mod schema;

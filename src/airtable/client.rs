@@ -1,0 +1,552 @@
+//! The reqwest implementation of [`AirtableApi`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+use tracing::warn;
+use url::Url;
+
+use super::error::UnprocessableKind;
+use super::pacing::{self, BasePacer};
+use super::params::{list_body, list_query};
+use super::stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
+use super::{
+    AirtableApi, AirtableError, Fields, ListPage, ListParams, MAX_BATCH, Record, RecordUpdate,
+    UpsertResult,
+};
+use crate::config::{AirtableConfig, ApiKeySource, Secret};
+
+/// Installs rustls' ring crypto provider (reqwest is built without one). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Tunables of the client. The defaults are production values; tests shorten the pauses.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Extra spacing over `1 s / AIRTABLE_RATE_LIMIT`, absorbing network jitter (0.1 = 10 %).
+    pub pacing_margin: f64,
+    /// Pause of the whole base after a 429 (Airtable locks a base out for 30 s).
+    pub rate_limit_pause: Duration,
+    /// Up to this much is added at random to `rate_limit_pause`.
+    pub rate_limit_jitter: Duration,
+    /// First backoff ceiling after a 5xx/timeout/connection error; doubles each attempt.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// A GET list URL longer than this goes as `POST …/listRecords` instead.
+    pub max_url_len: usize,
+    /// Sent with writes: lets Airtable add missing select options (e.g. a new status).
+    pub typecast: bool,
+    /// How many times a list pass may start over after an expired offset before giving up.
+    pub max_pass_restarts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            pacing_margin: 0.1,
+            rate_limit_pause: Duration::from_secs(30),
+            rate_limit_jitter: Duration::from_secs(5),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            max_attempts: 5,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_url_len: 16_000,
+            typecast: true,
+            max_pass_restarts: 5,
+        }
+    }
+}
+
+/// Which failures a call may send again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryPolicy {
+    /// Every retryable failure (reads, updates, upserts, deletes: repeating them is harmless).
+    All,
+    /// Only when the request surely had no effect: 429 and failed connects (plain creates).
+    NotApplied,
+}
+
+/// The reqwest client. Clones share the connection pool, token, counters and pacer.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api_url: String,
+    table_url: Url,
+    token_file: Option<PathBuf>,
+    token: RwLock<Option<Secret>>,
+    lead_id_field: String,
+    /// False once the table turned out to have no Lead ID field.
+    upsert_creates: AtomicBool,
+    pacer: Arc<BasePacer>,
+    stats: Arc<RequestStats>,
+    opts: ClientOptions,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("table_url", &self.inner.table_url.as_str())
+            .finish()
+    }
+}
+
+impl HttpClient {
+    /// A client for the configured base and table. A token file is read now (and again by
+    /// [`AirtableApi::reload_token`]); an unreadable file is an error.
+    pub fn from_config(cfg: &AirtableConfig, opts: ClientOptions) -> Result<Self, AirtableError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("leadcache/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.request_timeout)
+            .gzip(true)
+            .build()
+            .map_err(|e| AirtableError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+        let mut table_url = Url::parse(&cfg.api_url).map_err(|e| {
+            AirtableError::InvalidRequest(format!("AIRTABLE_API_URL {:?}: {e}", cfg.api_url))
+        })?;
+        table_url
+            .path_segments_mut()
+            .map_err(|()| {
+                AirtableError::InvalidRequest("AIRTABLE_API_URL cannot be a base".into())
+            })?
+            .pop_if_empty()
+            .extend(["v0", cfg.base_id.as_str(), cfg.table.as_str()]);
+        let (token, token_file) = match &cfg.api_key {
+            Some(ApiKeySource::Value(s)) => (Some(s.clone()), None),
+            Some(ApiKeySource::File(p)) => (Some(read_token_file(p)?), Some(p.clone())),
+            None => (None, None),
+        };
+        let pacer = pacing::pacer_for(
+            &cfg.api_url,
+            &cfg.base_id,
+            cfg.rate_limit,
+            opts.pacing_margin,
+        );
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                http,
+                api_url: cfg.api_url.clone(),
+                table_url,
+                token_file,
+                token: RwLock::new(token),
+                lead_id_field: cfg.lead_id_field.clone(),
+                upsert_creates: AtomicBool::new(true),
+                pacer,
+                stats: Arc::new(RequestStats::default()),
+                opts,
+            }),
+        })
+    }
+
+    /// The shared counters (for a sync run that wants the live object rather than snapshots).
+    pub fn request_stats(&self) -> Arc<RequestStats> {
+        self.inner.stats.clone()
+    }
+
+    /// The base URL this client talks to.
+    pub fn api_url(&self) -> &str {
+        &self.inner.api_url
+    }
+
+    /// Whether creates are still sent as upserts on the Lead ID field.
+    pub fn creates_are_upserts(&self) -> bool {
+        self.inner.upsert_creates.load(Ordering::Relaxed)
+    }
+
+    fn token(&self) -> Result<Secret, AirtableError> {
+        self.inner
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| AirtableError::Token("no AIRTABLE_API_KEY configured".into()))
+    }
+
+    fn url_with(&self, extra: &[&str]) -> Url {
+        let mut url = self.inner.table_url.clone();
+        if let Ok(mut segs) = url.path_segments_mut() {
+            segs.extend(extra);
+        }
+        url
+    }
+
+    /// Sends one call, pacing every attempt and retrying as the policy allows. Returns the JSON body.
+    async fn send(
+        &self,
+        kind: RequestKind,
+        single_record: bool,
+        policy: RetryPolicy,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder + Send + Sync,
+    ) -> Result<Value, AirtableError> {
+        let opts = &self.inner.opts;
+        let mut attempt: u32 = 1;
+        loop {
+            self.inner.pacer.acquire().await;
+            let token = self.token()?;
+            let err = match build(&self.inner.http)
+                .bearer_auth(token.expose())
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    match resp.text().await {
+                        Ok(body) if status.is_success() => {
+                            self.inner.stats.record(kind, Outcome::Ok);
+                            return serde_json::from_str(&body)
+                                .map_err(|e| AirtableError::Decode(e.to_string()));
+                        }
+                        Ok(body) => AirtableError::from_response(
+                            status.as_u16(),
+                            &body,
+                            retry_after,
+                            single_record,
+                        ),
+                        Err(e) => AirtableError::from_reqwest(&e),
+                    }
+                }
+                Err(e) => AirtableError::from_reqwest(&e),
+            };
+            self.inner.stats.record(kind, outcome_of(&err));
+            let allowed = match policy {
+                RetryPolicy::All => err.is_retryable(),
+                RetryPolicy::NotApplied => matches!(
+                    err,
+                    AirtableError::RateLimited { .. }
+                        | AirtableError::Connection { not_sent: true, .. }
+                ),
+            };
+            if !allowed || attempt >= opts.max_attempts {
+                return Err(err);
+            }
+            let wait = match &err {
+                AirtableError::RateLimited { retry_after, .. } => {
+                    // Airtable sends no Retry-After on 429 today; honour one if it ever does.
+                    let pause = pacing::with_jitter(opts.rate_limit_pause, opts.rate_limit_jitter)
+                        .max(retry_after.unwrap_or_default());
+                    self.inner.pacer.pause(pause);
+                    Duration::ZERO
+                }
+                AirtableError::Server {
+                    retry_after: Some(ra),
+                    ..
+                } => pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max).max(*ra),
+                _ => pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max),
+            };
+            warn!(kind = kind.as_str(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "Airtable request failed; retrying");
+            self.inner.stats.record_retry(kind);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn check_batch(n: usize) -> Result<(), AirtableError> {
+        if n > MAX_BATCH {
+            return Err(AirtableError::InvalidRequest(format!(
+                "{n} records in one request; Airtable takes at most {MAX_BATCH}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn plain_create(&self, records: &[Fields]) -> Result<Vec<Record>, AirtableError> {
+        let body = json!({
+            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
+            "typecast": self.inner.opts.typecast,
+        });
+        let url = self.inner.table_url.clone();
+        let v = self
+            .send(RequestKind::Create, false, RetryPolicy::NotApplied, |c| {
+                c.post(url.clone()).json(&body)
+            })
+            .await?;
+        records_of(v)
+    }
+
+    async fn upsert_as(
+        &self,
+        kind: RequestKind,
+        records: &[Fields],
+        merge_on: &[String],
+    ) -> Result<UpsertResult, AirtableError> {
+        Self::check_batch(records.len())?;
+        if merge_on.is_empty() || merge_on.len() > 3 {
+            return Err(AirtableError::InvalidRequest(format!(
+                "upsert needs 1 to 3 fields to merge on, got {}",
+                merge_on.len()
+            )));
+        }
+        let body = json!({
+            "performUpsert": {"fieldsToMergeOn": merge_on},
+            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
+            "typecast": self.inner.opts.typecast,
+        });
+        let url = self.inner.table_url.clone();
+        let v = self
+            .send(kind, false, RetryPolicy::All, |c| {
+                c.patch(url.clone()).json(&body)
+            })
+            .await?;
+        let ids = |key: &str| -> Vec<String> {
+            v.get(key)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (created, updated) = (ids("createdRecords"), ids("updatedRecords"));
+        Ok(UpsertResult {
+            records: records_of(v)?,
+            created,
+            updated,
+        })
+    }
+    async fn delete_batch(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut url = self.inner.table_url.clone();
+        url.query_pairs_mut()
+            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
+        let v = self
+            .send(RequestKind::Delete, false, RetryPolicy::All, |c| {
+                c.delete(url.clone())
+            })
+            .await?;
+        Ok(v.get("records")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r.get("deleted").and_then(Value::as_bool) == Some(true))
+                    .filter_map(|r| r.get("id").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn read_token_file(p: &std::path::Path) -> Result<Secret, AirtableError> {
+    let s = std::fs::read_to_string(p).map_err(|e| {
+        AirtableError::Token(format!(
+            "cannot read AIRTABLE_API_KEY_FILE {}: {e}",
+            p.display()
+        ))
+    })?;
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(AirtableError::Token(format!(
+            "AIRTABLE_API_KEY_FILE {} is empty",
+            p.display()
+        )));
+    }
+    Ok(Secret::new(t))
+}
+
+fn outcome_of(e: &AirtableError) -> Outcome {
+    match e {
+        AirtableError::RateLimited { .. } | AirtableError::QuotaExceeded { .. } => {
+            Outcome::RateLimited
+        }
+        AirtableError::Server { .. } => Outcome::ServerError,
+        AirtableError::Timeout | AirtableError::Connection { .. } | AirtableError::Decode(_) => {
+            Outcome::Network
+        }
+        _ => Outcome::ClientError,
+    }
+}
+
+fn records_of(v: Value) -> Result<Vec<Record>, AirtableError> {
+    let recs = v
+        .get("records")
+        .cloned()
+        .ok_or_else(|| AirtableError::Decode("no `records` in the answer".into()))?;
+    serde_json::from_value(recs).map_err(|e| AirtableError::Decode(e.to_string()))
+}
+
+#[async_trait]
+impl AirtableApi for HttpClient {
+    async fn list_page(
+        &self,
+        params: &ListParams,
+        offset: Option<&str>,
+    ) -> Result<ListPage, AirtableError> {
+        if let Some(n) = params.page_size
+            && !(1..=100).contains(&n)
+        {
+            return Err(AirtableError::InvalidRequest(format!(
+                "pageSize {n} is not in 1..=100"
+            )));
+        }
+        let mut get_url = self.inner.table_url.clone();
+        get_url
+            .query_pairs_mut()
+            .extend_pairs(list_query(params, offset));
+        let v = if get_url.as_str().len() <= self.inner.opts.max_url_len {
+            self.send(RequestKind::List, false, RetryPolicy::All, |c| {
+                c.get(get_url.clone())
+            })
+            .await?
+        } else {
+            let url = self.url_with(&["listRecords"]);
+            let body = list_body(params, offset);
+            self.send(RequestKind::List, false, RetryPolicy::All, |c| {
+                c.request(Method::POST, url.clone()).json(&body)
+            })
+            .await?
+        };
+        serde_json::from_value(v).map_err(|e| AirtableError::Decode(e.to_string()))
+    }
+
+    async fn get_record(&self, id: &str) -> Result<Option<Record>, AirtableError> {
+        let url = self.url_with(&[id]);
+        match self
+            .send(RequestKind::Get, true, RetryPolicy::All, |c| {
+                c.get(url.clone())
+            })
+            .await
+        {
+            Ok(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| AirtableError::Decode(e.to_string())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create(&self, records: &[Fields]) -> Result<Vec<Record>, AirtableError> {
+        Self::check_batch(records.len())?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let field = &self.inner.lead_id_field;
+        let all_have_id = records.iter().all(|r| {
+            r.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        });
+        if all_have_id && self.inner.upsert_creates.load(Ordering::Relaxed) {
+            match self
+                .upsert_as(RequestKind::Create, records, std::slice::from_ref(field))
+                .await
+            {
+                Ok(r) => return Ok(r.records),
+                Err(AirtableError::Unprocessable {
+                    kind: UnprocessableKind::UnknownFieldName,
+                    message,
+                }) if message.contains(field.as_str()) => {
+                    if self.inner.upsert_creates.swap(false, Ordering::Relaxed) {
+                        warn!(
+                            field = %field,
+                            "the Airtable table has no {field:?} field (AIRTABLE_LEAD_ID_FIELD): \
+                             creates fall back to plain creates, and a create whose answer is lost \
+                             is not retried. Add a single line text field {field:?} to the table \
+                             to make creates idempotent"
+                        );
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let cleaned: Vec<Fields> = if self.inner.upsert_creates.load(Ordering::Relaxed) {
+            records.to_vec()
+        } else {
+            // The table has no Lead ID field: sending it would fail with UNKNOWN_FIELD_NAME.
+            records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.remove(field);
+                    r
+                })
+                .collect()
+        };
+        self.plain_create(&cleaned).await
+    }
+
+    async fn update(&self, updates: &[RecordUpdate]) -> Result<Vec<Record>, AirtableError> {
+        Self::check_batch(updates.len())?;
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({"records": updates, "typecast": self.inner.opts.typecast});
+        let url = self.inner.table_url.clone();
+        let v = self
+            .send(RequestKind::Update, false, RetryPolicy::All, |c| {
+                c.patch(url.clone()).json(&body)
+            })
+            .await?;
+        records_of(v)
+    }
+
+    async fn upsert(
+        &self,
+        records: &[Fields],
+        merge_on: &[String],
+    ) -> Result<UpsertResult, AirtableError> {
+        if records.is_empty() {
+            return Ok(UpsertResult::default());
+        }
+        self.upsert_as(RequestKind::Upsert, records, merge_on).await
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
+        Self::check_batch(ids.len())?;
+        match self.delete_batch(ids).await {
+            // One id of the batch is already gone (deleted in Airtable, or by our own earlier
+            // attempt whose answer was lost): delete one by one, counting "gone" as deleted.
+            Err(e) if e.is_not_found() && ids.len() > 1 => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match self.delete_batch(std::slice::from_ref(id)).await {
+                        Ok(mut d) => out.append(&mut d),
+                        Err(e) if e.is_not_found() => out.push(id.clone()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(out)
+            }
+            Err(e) if e.is_not_found() => Ok(ids.to_vec()),
+            other => other,
+        }
+    }
+
+    async fn reload_token(&self) -> Result<(), AirtableError> {
+        let Some(path) = self.inner.token_file.clone() else {
+            return Ok(());
+        };
+        let secret = tokio::task::spawn_blocking(move || read_token_file(&path))
+            .await
+            .map_err(|e| AirtableError::Token(format!("token reload failed: {e}")))??;
+        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(secret);
+        Ok(())
+    }
+
+    fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+}
