@@ -96,10 +96,43 @@ async fn shutdown_signal() {
     }
 }
 
+/// The Airtable settings of the demo: the in-process simulator.
+const DEMO_BASE: &str = "appLeadcacheDemo1";
+const DEMO_KEY: &str = "patLeadcacheDemo.local";
+
 /// `leadcache serve`.
 pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
-    if demo && config.database_path == std::path::Path::new("data/leads.db") {
-        config.database_path = "data/demo.db".into();
+    // The demo keeps its own database, made fresh at every start to match the fresh simulator.
+    let mut _sim = None;
+    if demo {
+        if config.database_path == std::path::Path::new("data/leads.db") {
+            config.database_path = "data/demo.db".into();
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = config.database_path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        let sim = crate::airtable::sim::start(crate::airtable::sim::SimConfig {
+            records: 250,
+            api_key: Some(DEMO_KEY.into()),
+            base_id: Some(DEMO_BASE.into()),
+            ..Default::default()
+        })
+        .await?;
+        tracing::info!(url = %sim.url(), records = 250, "demo: Airtable simulator started");
+        config.airtable = Some(crate::config::AirtableConfig {
+            api_key: Some(crate::config::ApiKeySource::Value(crate::config::Secret::new(DEMO_KEY))),
+            base_id: DEMO_BASE.into(),
+            table: "Leads".into(),
+            api_url: sim.url(),
+            field_map: None,
+            modified_field: "Last Modified".into(),
+            lead_id_field: "Lead ID".into(),
+            rate_limit: 5,
+        });
+        config.sync_push_interval = std::time::Duration::from_secs(10);
+        _sim = Some(sim);
     }
     let db = open_database(&config)?;
     let mode = if demo {
@@ -110,21 +143,12 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
         Mode::LocalOnly
     };
-    if demo {
-        let empty = db.run(|c| crate::db::meta::get(c, "demo_seeded")).await?.is_none();
-        if empty {
-            let n = db
-                .run(|c| {
-                    let n = crate::seed::seed(c, 500, 7, false)?;
-                    crate::db::meta::set(c, "demo_seeded", "1")?;
-                    Ok(n)
-                })
-                .await?;
-            tracing::info!(leads = n, "demo: seeded {n} sample leads");
-        }
+    let state = AppState::with_sync(config.clone(), db, mode, crate::sync::SyncOptions::default())?;
+    let running = start(state.clone(), config.bind).await?;
+    if let Some(engine) = &state.sync {
+        engine.spawn_background(state.writes.clone(), config.cache_refresh_interval);
+        spawn_push_interval(engine.clone(), config.sync_push_interval);
     }
-    let state = AppState::new(config.clone(), db, mode);
-    let running = start(state, config.bind).await?;
     tracing::info!(
         mode = mode.as_str(),
         database = %config.database_path.display(),
@@ -136,4 +160,17 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await
+}
+
+/// Pushes the outbox every `SYNC_PUSH_INTERVAL` (besides the debounced push after writes).
+fn spawn_push_interval(engine: std::sync::Arc<crate::sync::SyncEngine>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let _ = engine.run(crate::sync::runs::RunKind::Push, "schedule").await;
+        }
+    });
 }

@@ -101,6 +101,22 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Sync with Airtable now: pull (changes), full (everything), push, sweep (deletions), status.
+    Sync {
+        #[arg(value_enum, default_value_t = SyncWhat::Status)]
+        what: SyncWhat,
+    },
+    /// Run the Airtable simulator alone.
+    AirtableSim(crate::airtable::sim::SimArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SyncWhat {
+    Pull,
+    Full,
+    Push,
+    Sweep,
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +191,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => token(&config, cmd),
+        Command::Sync { what } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(sync(config, what))
+        }
+        Command::AirtableSim(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::airtable::sim::run_cli(args))
+        }
     }
 }
 
@@ -200,6 +224,60 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             }
             println!("token {name:?} revoked");
         }
+    }
+    Ok(())
+}
+
+async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
+    use crate::sync::runs::RunKind;
+    let db = crate::app::open_database(&config)?;
+    let mode = crate::state::Mode::Airtable;
+    let state = crate::state::AppState::with_sync(config, db, mode, crate::sync::SyncOptions::default())?;
+    let engine = state.engine().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+    let kind = match what {
+        SyncWhat::Pull => RunKind::IncrementalPull,
+        SyncWhat::Full => RunKind::FullPull,
+        SyncWhat::Push => RunKind::Push,
+        SyncWhat::Sweep => RunKind::Sweep,
+        SyncWhat::Status => {
+            let status = crate::status::cache_status(&state).await?;
+            println!("mode: {}", status.mode);
+            println!("leads: {}", status.total_leads);
+            println!("fresh: {} (age {} s)", status.fresh, status.age_seconds.map_or("-".into(), |a| a.to_string()));
+            println!("pending changes: {}, failed: {}, dead: {}", status.pending_changes, status.failed_changes, status.dead_changes);
+            println!("open conflicts: {}", status.open_conflicts);
+            println!("Airtable requests today: {}, this month: {}", status.requests_today, status.requests_this_month);
+            return Ok(());
+        }
+    };
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("{} ...", kind.as_str()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut progress = state.bus.sync_runs();
+    let watcher = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            while let Ok(run) = progress.recv().await {
+                bar.set_message(format!(
+                    "{}: {} fetched, {} created, {} updated, {} pushed",
+                    run.phase.as_deref().unwrap_or(""),
+                    run.fetched,
+                    run.created,
+                    run.updated,
+                    run.pushed
+                ));
+            }
+        })
+    };
+    let run = engine.run(kind, "manual").await?;
+    watcher.abort();
+    bar.finish_and_clear();
+    println!(
+        "{} {}: fetched {}, created {}, updated {}, deleted {}, pushed {}, failed {}, conflicts {}, {} requests",
+        run.kind, run.outcome, run.fetched, run.created, run.updated, run.deleted, run.pushed, run.failed, run.conflicts, run.requests
+    );
+    if let Some(e) = run.error {
+        anyhow::bail!("sync failed: {e}");
     }
     Ok(())
 }

@@ -25,3 +25,4 @@ pub mod seed;
 pub mod app;
 pub mod cli;
 pub mod maintenance;
+pub mod sync;

@@ -35,11 +35,13 @@ pub struct AppState {
     pub reachable: Arc<std::sync::atomic::AtomicU8>,
     /// Notified after each committed lead write (the sync engine debounces pushes on it).
     pub writes: Arc<tokio::sync::Notify>,
+    /// The sync engine; `None` in local-only mode.
+    pub sync: Option<Arc<crate::sync::SyncEngine>>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db, mode: Mode) -> Self {
-        AppState { config: Arc::new(config), db, bus: Bus::default(), mode, reachable: Arc::default(), writes: Arc::default() }
+        AppState { config: Arc::new(config), db, bus: Bus::default(), mode, reachable: Arc::default(), writes: Arc::default(), sync: None }
     }
 
     pub fn airtable_reachable(&self) -> Option<bool> {
@@ -60,7 +62,34 @@ impl AppState {
     }
 
     pub fn sync_enabled(&self) -> bool {
-        self.mode != Mode::LocalOnly
+        self.sync.is_some()
+    }
+
+    /// Builds the state; with Airtable settings, also the sync engine (not started).
+    pub fn with_sync(config: Config, db: Db, mode: Mode, options: crate::sync::SyncOptions) -> anyhow::Result<Self> {
+        let mut state = AppState::new(config, db, mode);
+        if let Some(at) = &state.config.airtable {
+            let engine = crate::sync::SyncEngine::new(
+                at,
+                state.config.conflict_policy,
+                state.config.monthly_quota,
+                state.db.clone(),
+                state.bus.clone(),
+                state.reachable.clone(),
+                options,
+            )?;
+            state.sync = Some(Arc::new(engine));
+        }
+        Ok(state)
+    }
+
+    /// The sync engine, or an error saying there is none (local-only mode).
+    pub fn engine(&self) -> Result<&Arc<crate::sync::SyncEngine>, crate::error::AppError> {
+        self.sync.as_ref().ok_or_else(|| {
+            crate::error::AppError::Unavailable(
+                "no Airtable configured (local-only mode): set AIRTABLE_BASE_ID and AIRTABLE_API_KEY".into(),
+            )
+        })
     }
 
     /// The write context of a caller.

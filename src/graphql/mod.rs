@@ -6,6 +6,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod subscription;
+pub mod sync;
 pub mod types;
 
 use async_graphql::dataloader::DataLoader;
@@ -18,11 +19,11 @@ use crate::state::AppState;
 /// All queries. Each area adds its own object here (`#[derive(Default)] struct XQuery` with an
 /// `#[Object] impl`), so areas live in their own files.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(query::LeadsQuery);
+pub struct QueryRoot(query::LeadsQuery, sync::SyncQuery);
 
 /// All mutations, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::LeadsMutation);
+pub struct MutationRoot(mutation::LeadsMutation, sync::SyncMutation);
 
 /// All subscriptions, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedSubscription, Default)]

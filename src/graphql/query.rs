@@ -21,8 +21,20 @@ impl LeadsQuery {
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Lead>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);
-        let id = id.to_string();
-        Ok(state.db.run(move |c| crate::leads::store::find(c, &id)).await.gql()?.map(Lead))
+        let key = id.to_string();
+        let found = state.db.run(move |c| crate::leads::store::find(c, &key)).await.gql()?;
+        if found.is_some() {
+            metrics::counter!("lead_cache_hits_total").increment(1);
+            return Ok(found.map(Lead));
+        }
+        // Read-through: an Airtable record id not in the cache is fetched (one quick attempt).
+        match &state.sync {
+            Some(engine) if crate::leads::store::is_airtable_id(&id) => {
+                metrics::counter!("lead_cache_misses_total").increment(1);
+                Ok(engine.read_through(&id).await.gql()?.map(Lead))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Leads matching a filter and an optional full-text search, in pages (Relay connection).

@@ -1,0 +1,334 @@
+//! The sync engine (SPEC §5): keeps the local store and the Airtable table equal.
+//!
+//! - [`SyncEngine::run`] runs one pull, push or sweep at a time (single flight): asking while a
+//!   run is going returns the running one instead of starting a second.
+//! - Reads and local writes never wait on Airtable: runs happen in the background (at start, on
+//!   a schedule, debounced after writes, or on request) and only read-through misses
+//!   (`lead(id: "rec...")` not cached) call Airtable inline, with one quick attempt.
+//! - Every run is a `sync_runs` row with its counts and request numbers; Airtable requests are
+//!   also added to `airtable_usage` per day, for the monthly quota.
+//!
+//! The parts: `pull` (full, incremental, sweep), `apply` (three-way merge of a pulled record),
+//! `push` (the outbox), `conflicts` (settling a conflict by hand), `runs` (bookkeeping).
+
+pub mod apply;
+pub mod conflicts;
+pub mod pull;
+pub mod push;
+pub mod runs;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::airtable::{AirtableApi, AirtableError, ClientOptions, FieldMap, HttpClient};
+use crate::config::{AirtableConfig, ConflictPolicy};
+use crate::db::Db;
+use crate::db::models::SyncRun;
+use crate::db::schema::airtable_usage;
+use crate::error::AppError;
+use crate::events::Bus;
+use pull::PullMode;
+use runs::{Counts, RunHandle, RunKind};
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Airtable(#[from] AirtableError),
+    #[error(transparent)]
+    Local(#[from] AppError),
+}
+
+/// Engine settings. Defaults are production values; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// How far before a pull's start the next incremental pull looks again (see `pull`).
+    pub overlap: Duration,
+    /// Expired offsets tolerated in one pass.
+    pub max_pass_restarts: u32,
+    /// Quiet time after a write before the debounced push.
+    pub push_debounce: Duration,
+    /// Client settings (pauses, retries).
+    pub client: ClientOptions,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            overlap: Duration::from_secs(10),
+            max_pass_restarts: 5,
+            push_debounce: Duration::from_secs(2),
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+pub struct SyncEngine {
+    pub(crate) api: Arc<dyn AirtableApi>,
+    /// One attempt, short timeout: for read-through, where a caller waits.
+    pub(crate) quick_api: Arc<dyn AirtableApi>,
+    pub(crate) map: FieldMap,
+    pub(crate) policy: ConflictPolicy,
+    pub(crate) db: Db,
+    pub(crate) bus: Bus,
+    pub(crate) options: SyncOptions,
+    pub(crate) base_id: String,
+    pub(crate) table: String,
+    reachable: Arc<AtomicU8>,
+    monthly_quota: Option<u64>,
+    /// Held for the whole of a run.
+    running: Arc<Mutex<()>>,
+    /// The run in progress, if any.
+    current: std::sync::Mutex<Option<i64>>,
+    upsert_creates: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl SyncEngine {
+    /// Builds the engine with the reqwest client for `cfg`.
+    pub fn new(
+        cfg: &AirtableConfig,
+        policy: ConflictPolicy,
+        monthly_quota: Option<u64>,
+        db: Db,
+        bus: Bus,
+        reachable: Arc<AtomicU8>,
+        options: SyncOptions,
+    ) -> anyhow::Result<SyncEngine> {
+        let map = FieldMap::from_config(cfg)?;
+        let client = HttpClient::from_config(cfg, options.client.clone())?;
+        let quick = HttpClient::from_config(
+            cfg,
+            ClientOptions { max_attempts: 1, request_timeout: Duration::from_secs(3), ..options.client.clone() },
+        )?;
+        let probe = client.clone();
+        Ok(SyncEngine {
+            api: Arc::new(client),
+            quick_api: Arc::new(quick),
+            map,
+            policy,
+            db,
+            bus,
+            options,
+            base_id: cfg.base_id.clone(),
+            table: cfg.table.clone(),
+            reachable,
+            monthly_quota,
+            running: Arc::new(Mutex::new(())),
+            current: std::sync::Mutex::new(None),
+            upsert_creates: Box::new(move || probe.creates_are_upserts()),
+        })
+    }
+
+    pub(crate) fn creates_upsert(&self) -> bool {
+        (self.upsert_creates)()
+    }
+
+    pub(crate) fn set_reachable(&self, yes: bool) {
+        self.reachable.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// The run in progress, if any.
+    pub async fn current_run(&self) -> Option<SyncRun> {
+        let id = (*self.current.lock().ok()?)?;
+        self.db.run(move |c| runs::get(c, id)).await.ok()
+    }
+
+    /// Starts a run in the background and returns its row right away (or the run already going).
+    pub async fn start(self: &Arc<Self>, kind: RunKind, trigger: &str) -> Result<SyncRun, AppError> {
+        let Ok(guard) = self.running.clone().try_lock_owned() else {
+            if let Some(run) = self.current_run().await {
+                return Ok(run);
+            }
+            return Err(AppError::Conflict("a sync run is finishing; try again in a moment".into()));
+        };
+        let handle = RunHandle::begin(&self.db, &self.bus, kind, trigger).await?;
+        self.set_current(Some(handle.id));
+        let first = self.db.run({
+            let id = handle.id;
+            move |c| runs::get(c, id)
+        })
+        .await?;
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            engine.execute(kind, handle).await;
+        });
+        Ok(first)
+    }
+
+    /// Runs now and waits for the result (command line, jobs, tests). If a run is going, waits
+    /// for it to end first.
+    pub async fn run(self: &Arc<Self>, kind: RunKind, trigger: &str) -> Result<SyncRun, AppError> {
+        let guard = self.running.lock().await;
+        let handle = RunHandle::begin(&self.db, &self.bus, kind, trigger).await?;
+        self.set_current(Some(handle.id));
+        let run = self.execute(kind, handle).await;
+        drop(guard);
+        Ok(run)
+    }
+
+    fn set_current(&self, id: Option<i64>) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = id;
+        }
+    }
+
+    /// Executes a run whose row exists; always finishes the row.
+    async fn execute(&self, kind: RunKind, handle: RunHandle) -> SyncRun {
+        let started = std::time::Instant::now();
+        if let Err(e) = self.api.reload_token().await {
+            tracing::error!(error = %e, "cannot read the Airtable token; sync run stopped");
+        }
+        let before = self.api.stats();
+        let result = match kind {
+            RunKind::FullPull => self.pull(PullMode::Full, &handle).await,
+            RunKind::IncrementalPull => self.pull(PullMode::Incremental, &handle).await,
+            RunKind::Sweep => self.sweep(&handle).await,
+            RunKind::Push => self.push(&handle).await,
+        };
+        let used = self.api.stats().since(&before);
+        if let Err(e) = self.record_usage(kind, used.requests()).await {
+            tracing::warn!(error = %e, "could not record Airtable usage");
+        }
+        let (outcome, mut counts, error) = match result {
+            Ok(c) if c.failed > 0 => ("partial", c, None),
+            Ok(c) => {
+                if kind != RunKind::Push || used.requests() > 0 {
+                    self.set_reachable(true);
+                }
+                ("success", c, None)
+            }
+            Err(e) => {
+                if let RunError::Airtable(a) = &e
+                    && a.is_retryable()
+                {
+                    self.set_reachable(false);
+                }
+                tracing::error!(kind = kind.as_str(), error = %e, "sync run failed");
+                ("failed", Counts::default(), Some(e.to_string()))
+            }
+        };
+        counts.requests = used.requests() as i32;
+        counts.retries = used.retries as i32;
+        metrics::counter!("sync_runs_total", "kind" => kind.as_str(), "outcome" => outcome).increment(1);
+        metrics::histogram!("sync_run_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
+        self.set_current(None);
+        match handle.finish(outcome, &counts, error).await {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the end of a sync run");
+                SyncRun {
+                    id: handle.id,
+                    kind: kind.as_str().into(),
+                    trigger: String::new(),
+                    started_at: crate::time::now(),
+                    finished_at: Some(crate::time::now()),
+                    outcome: "failed".into(),
+                    phase: None,
+                    fetched: 0,
+                    created: 0,
+                    updated: 0,
+                    deleted: 0,
+                    pushed: 0,
+                    failed: 0,
+                    conflicts: 0,
+                    requests: 0,
+                    retries: 0,
+                    error: Some(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Adds a run's requests to today's usage, and warns once usage passes 80 % of the quota.
+    async fn record_usage(&self, kind: RunKind, n: u64) -> Result<(), AppError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let day = crate::time::now().date().to_string();
+        let kind_s = kind.as_str();
+        let used = self
+            .db
+            .write(move |c| {
+                diesel::insert_into(airtable_usage::table)
+                    .values((airtable_usage::day.eq(&day), airtable_usage::kind.eq(kind_s), airtable_usage::requests.eq(n as i64)))
+                    .on_conflict((airtable_usage::day, airtable_usage::kind))
+                    .do_update()
+                    .set(airtable_usage::requests.eq(airtable_usage::requests + n as i64))
+                    .execute(c)?;
+                month_usage(c)
+            })
+            .await?;
+        if let Some(q) = self.monthly_quota
+            && used * 100 >= q * 80
+        {
+            tracing::warn!(used, quota = q, "Airtable usage this month is at {}% of AIRTABLE_MONTHLY_QUOTA", used * 100 / q);
+        }
+        Ok(())
+    }
+
+    /// Whether optional pulls should be skipped to save the monthly quota (at 95 %); pushes
+    /// always go on.
+    pub async fn near_quota(&self) -> bool {
+        let Some(q) = self.monthly_quota else { return false };
+        match self.db.run(month_usage).await {
+            Ok(used) => used * 100 >= q * 95,
+            Err(_) => false,
+        }
+    }
+
+    /// Starts the background tasks: the first pull (empty cache: full; stale: incremental) and
+    /// the debounced push after writes.
+    pub fn spawn_background(self: &Arc<Self>, writes: Arc<tokio::sync::Notify>, stale_after: Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let meta = engine.db.run(|c| {
+                Ok((
+                    crate::db::meta::get_time(c, crate::db::meta::LAST_FULL_PULL)?,
+                    crate::db::meta::get_time(c, crate::db::meta::LAST_INCREMENTAL_PULL)?,
+                ))
+            });
+            let (full, inc) = meta.await.unwrap_or((None, None));
+            let last = full.max(inc);
+            let stale = last.is_none_or(|t| {
+                (crate::time::now() - t).to_std().unwrap_or_default() > stale_after
+            });
+            let kind = if full.is_none() { Some(RunKind::FullPull) } else if stale { Some(RunKind::IncrementalPull) } else { None };
+            if let Some(kind) = kind {
+                tracing::info!(kind = kind.as_str(), "start-up pull");
+                let _ = engine.run(kind, "startup").await;
+            }
+            let _ = engine.run(RunKind::Push, "startup").await;
+        });
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                writes.notified().await;
+                // Debounce: wait until writes pause, then push once.
+                loop {
+                    match tokio::time::timeout(engine.options.push_debounce, writes.notified()).await {
+                        Ok(()) => continue,
+                        Err(_) => break,
+                    }
+                }
+                let _ = engine.run(RunKind::Push, "write").await;
+            }
+        });
+    }
+}
+
+fn month_usage(c: &mut diesel::sqlite::SqliteConnection) -> Result<u64, AppError> {
+    use chrono::Datelike;
+    let today = crate::time::now().date();
+    let first = today.with_day(1).unwrap_or(today).to_string();
+    let rows: Vec<i64> = airtable_usage::table
+        .filter(airtable_usage::day.ge(first))
+        .select(airtable_usage::requests)
+        .load(c)?;
+    Ok(rows.iter().sum::<i64>().max(0) as u64)
+}
+

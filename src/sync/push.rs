@@ -1,0 +1,434 @@
+//! Push (SPEC §5.3, §5.4): the outbox, coalesced per lead, in as few requests as Airtable allows.
+//!
+//! Due rows are grouped into creates, updates and deletes, 10 records a request:
+//! - creates send every field plus the Lead ID (the client sends them as upserts merging on Lead
+//!   ID, so a create repeated after a lost answer, or after a crash between sending and storing
+//!   the answer, finds the record it made instead of making a second one); the new `airtable_id`
+//!   is stored;
+//! - updates PATCH only the changed fields;
+//! - deletes remove the record (a record already gone counts as deleted).
+//!
+//! A batch Airtable rejects with 422 is split in halves until the rejected record is alone: it is
+//! marked failed with Airtable's message, the others go through. Retryable failures (5xx,
+//! timeouts, connection) that outlast the client's own retries mark the batch's rows failed with
+//! exponential backoff and jitter (1 s doubling, at most 5 min) and end the run; after
+//! [`MAX_ATTEMPTS`] a row is `dead` and waits for a person (`retryOutbox`). 401/403, 429 and the
+//! monthly quota end the run without counting attempts. A row changed while its push was in flight
+//! (its `seq` moved) is kept for the next push.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use serde_json::{Map, Value};
+
+use crate::airtable::{AirtableError, Fields, MAX_BATCH, Record, RecordUpdate};
+use crate::db::models::{Lead, OutboxRow};
+use crate::db::schema::{leads, outbox};
+use crate::error::AppError;
+use crate::leads::history::{self, kind};
+use crate::leads::outbox::state;
+use crate::sync::apply::{self, local_snapshot, remote_snapshot};
+use crate::sync::runs::{Counts, RunHandle};
+use crate::sync::{RunError, SyncEngine};
+
+/// Failed attempts after which an outbox row is `dead`.
+pub const MAX_ATTEMPTS: i32 = 8;
+/// Rows handled per round (then the next round reads the outbox again).
+const ROUND: i64 = 500;
+
+/// One queued change, with the lead it is about.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub row: OutboxRow,
+    pub lead: Lead,
+}
+
+impl Item {
+    fn fields(&self) -> Vec<String> {
+        crate::leads::outbox::pending_fields(Some(&self.row))
+    }
+}
+
+/// What a push will do with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// Deleted before it ever reached Airtable: nothing to send.
+    Drop,
+}
+
+pub fn action(item: &Item) -> Action {
+    let deleted = item.row.operation == "delete" || item.lead.deleted_at.is_some();
+    match (deleted, item.lead.airtable_id.is_some()) {
+        (true, true) => Action::Delete,
+        (true, false) => Action::Drop,
+        (false, true) => Action::Update,
+        (false, false) => Action::Create,
+    }
+}
+
+/// The Airtable fields a create sends: every synced field, `extra`, and the Lead ID.
+pub fn create_fields(engine: &SyncEngine, lead: &Lead) -> Fields {
+    let mut values: BTreeMap<String, Value> = crate::leads::fields::snapshot(lead).into_iter().collect();
+    values.insert("id".into(), Value::String(lead.id.clone()));
+    let extra: Map<String, Value> = serde_json::from_str(&lead.extra).unwrap_or_default();
+    engine.map.to_fields(&values, Some(&extra))
+}
+
+/// The Airtable fields an update sends: only the changed ones.
+pub fn update_fields(engine: &SyncEngine, item: &Item) -> Fields {
+    let snap = local_snapshot(&item.lead);
+    let mut values = BTreeMap::new();
+    let mut extra = Map::new();
+    for f in item.fields() {
+        let v = snap.get(&f).cloned().unwrap_or(Value::Null);
+        match f.strip_prefix("extra.") {
+            Some(name) => {
+                extra.insert(name.to_string(), v);
+            }
+            None => {
+                values.insert(f, v);
+            }
+        }
+    }
+    engine.map.to_fields(&values, Some(&extra))
+}
+
+/// Rows due now (pending, or failed and past their backoff), oldest first.
+pub fn due(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Item>, AppError> {
+    let now = crate::time::now();
+    let rows: Vec<(OutboxRow, Lead)> = outbox::table
+        .inner_join(leads::table)
+        .filter(outbox::state.ne(state::DEAD))
+        .filter(outbox::next_attempt_at.le(now))
+        .order(outbox::created_at)
+        .limit(limit)
+        .select((OutboxRow::as_select(), Lead::as_select()))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(row, lead)| Item { row, lead }).collect())
+}
+
+/// One planned request (dry run).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Value,
+}
+
+/// The exact requests a push of `items` would send (for `syncPendingChanges(dryRun: true)`).
+pub fn plan(engine: &SyncEngine, items: &[Item]) -> Vec<Planned> {
+    let path = format!("/v0/{}/{}", engine.base_id, engine.table);
+    let mut out = Vec::new();
+    let group = |a: Action| items.iter().filter(move |i| action(i) == a).collect::<Vec<_>>();
+    for chunk in group(Action::Create).chunks(MAX_BATCH) {
+        let records: Vec<Value> = chunk.iter().map(|i| serde_json::json!({"fields": create_fields(engine, &i.lead)})).collect();
+        let body = if engine.creates_upsert() {
+            serde_json::json!({"performUpsert": {"fieldsToMergeOn": [engine.map.lead_id_field()]}, "records": records, "typecast": true})
+        } else {
+            serde_json::json!({"records": records, "typecast": true})
+        };
+        out.push(Planned { method: if engine.creates_upsert() { "PATCH" } else { "POST" }, path: path.clone(), body });
+    }
+    for chunk in group(Action::Update).chunks(MAX_BATCH) {
+        let records: Vec<Value> = chunk
+            .iter()
+            .map(|i| serde_json::json!({"id": i.lead.airtable_id, "fields": update_fields(engine, i)}))
+            .collect();
+        out.push(Planned { method: "PATCH", path: path.clone(), body: serde_json::json!({"records": records, "typecast": true}) });
+    }
+    for chunk in group(Action::Delete).chunks(MAX_BATCH) {
+        let ids: Vec<String> = chunk.iter().filter_map(|i| i.lead.airtable_id.clone()).collect();
+        let query: Vec<String> = ids.iter().map(|id| format!("records[]={id}")).collect();
+        out.push(Planned { method: "DELETE", path: format!("{path}?{}", query.join("&")), body: Value::Null });
+    }
+    out
+}
+
+/// Backoff before attempt `attempts + 1`: 1 s doubling, at most 5 min, full jitter.
+fn backoff(attempts: i32) -> Duration {
+    let ceiling = Duration::from_secs(1).saturating_mul(1u32 << attempts.clamp(0, 20) as u32).min(Duration::from_secs(300));
+    let ms = rand::random_range(0..=ceiling.as_millis().max(1) as u64);
+    Duration::from_millis(ms.max(500))
+}
+
+/// How a batch ended.
+enum BatchError {
+    /// Stop the run (auth, rate limit, quota, Airtable down).
+    Stop(AirtableError),
+}
+
+impl SyncEngine {
+    /// Pushes every due outbox row. Returns the counts.
+    pub(crate) async fn push(&self, run: &RunHandle) -> Result<Counts, RunError> {
+        let mut counts = Counts::default();
+        let mut skip: Vec<String> = Vec::new();
+        loop {
+            let items: Vec<Item> = self.db.run(|c| due(c, ROUND)).await?;
+            let items: Vec<Item> = items.into_iter().filter(|i| !skip.contains(&i.row.lead_id)).collect();
+            if items.is_empty() {
+                break;
+            }
+            skip.extend(items.iter().map(|i| i.row.lead_id.clone()));
+            let mut by: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
+            for item in items {
+                let key = match action(&item) {
+                    Action::Create => 0,
+                    Action::Update => 1,
+                    Action::Delete => 2,
+                    Action::Drop => 3,
+                };
+                by.entry(key).or_default().push(item);
+            }
+            let drops = by.remove(&3).unwrap_or_default();
+            if !drops.is_empty() {
+                self.db.write(move |c| {
+                    for i in &drops {
+                        finish_row(c, &i.row)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            for (key, items) in by {
+                for chunk in items.chunks(MAX_BATCH) {
+                    let result = match key {
+                        0 => self.push_creates(chunk.to_vec(), &mut counts).await,
+                        1 => self.push_updates(chunk.to_vec(), &mut counts).await,
+                        _ => self.push_deletes(chunk.to_vec(), &mut counts).await,
+                    };
+                    match result {
+                        Ok(()) => {
+                            self.set_reachable(true);
+                            let _ = run.progress("pushing", &counts).await;
+                        }
+                        Err(BatchError::Stop(e)) => {
+                            if e.is_retryable() {
+                                self.set_reachable(false);
+                            }
+                            return Err(RunError::Airtable(e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Sends one batch; on 422 splits it to isolate the rejected records.
+    async fn send_split<F, Fut>(&self, items: Vec<Item>, send: &F, counts: &mut Counts) -> Result<Vec<(Item, Option<Record>)>, BatchError>
+    where
+        F: Fn(Vec<Item>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(Item, Option<Record>)>, AirtableError>>,
+    {
+        let mut done = Vec::new();
+        let mut queue = vec![items];
+        while let Some(batch) = queue.pop() {
+            match send(batch.clone()).await {
+                Ok(ok) => done.extend(ok),
+                Err(e) if e.is_unprocessable() && batch.len() > 1 => {
+                    let right = batch[batch.len() / 2..].to_vec();
+                    let left = batch[..batch.len() / 2].to_vec();
+                    queue.push(right);
+                    queue.push(left);
+                }
+                Err(e) if e.is_unprocessable() || e.is_not_found() => {
+                    counts.failed += batch.len() as i32;
+                    let message = e.to_string();
+                    let rows: Vec<OutboxRow> = batch.iter().map(|i| i.row.clone()).collect();
+                    self.db
+                        .write(move |c| {
+                            for r in &rows {
+                                fail_row(c, r, &message, true)?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                        .map_err(|e| BatchError::Stop(AirtableError::Decode(e.to_string())))?;
+                }
+                Err(e) => {
+                    if e.is_retryable() && !e.is_rate_limited() {
+                        // Airtable is down or failing: back off these rows.
+                        let message = e.to_string();
+                        let rows: Vec<OutboxRow> = queue.iter().flatten().chain(batch.iter()).map(|i| i.row.clone()).collect();
+                        let _ = self
+                            .db
+                            .write(move |c| {
+                                for r in &rows {
+                                    fail_row(c, r, &message, false)?;
+                                }
+                                Ok(())
+                            })
+                            .await;
+                    }
+                    return Err(BatchError::Stop(e));
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn push_creates(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
+        let send = |batch: Vec<Item>| async move {
+            let fields: Vec<Fields> = batch.iter().map(|i| create_fields(self, &i.lead)).collect();
+            let records = self.api.create(&fields).await?;
+            Ok(batch.into_iter().zip(records.into_iter().map(Some)).collect())
+        };
+        let done = self.send_split(items, &send, counts).await?;
+        self.store_results(done, counts).await
+    }
+
+    async fn push_updates(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
+        let send = |batch: Vec<Item>| async move {
+            let updates: Vec<RecordUpdate> = batch
+                .iter()
+                .map(|i| RecordUpdate { id: i.lead.airtable_id.clone().unwrap_or_default(), fields: update_fields(self, i) })
+                .collect();
+            let records = self.api.update(&updates).await?;
+            let mut by_id: BTreeMap<String, Record> = records.into_iter().map(|r| (r.id.clone(), r)).collect();
+            Ok(batch
+                .into_iter()
+                .map(|i| {
+                    let rec = i.lead.airtable_id.as_ref().and_then(|id| by_id.remove(id));
+                    (i, rec)
+                })
+                .collect())
+        };
+        let done = self.send_split(items, &send, counts).await?;
+        self.store_results(done, counts).await
+    }
+
+    async fn push_deletes(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
+        let send = |batch: Vec<Item>| async move {
+            let ids: Vec<String> = batch.iter().filter_map(|i| i.lead.airtable_id.clone()).collect();
+            self.api.delete(&ids).await?;
+            Ok(batch.into_iter().map(|i| (i, None)).collect())
+        };
+        let done = self.send_split(items, &send, counts).await?;
+        self.store_results(done, counts).await
+    }
+
+    /// Stores what Airtable answered: ids, merge bases, outbox rows done.
+    async fn store_results(&self, done: Vec<(Item, Option<Record>)>, counts: &mut Counts) -> Result<(), BatchError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        counts.pushed += done.len() as i32;
+        let remotes: Vec<(Item, Option<crate::airtable::RemoteLead>)> =
+            done.into_iter().map(|(i, r)| (i, r.map(|r| self.map.from_record(&r)))).collect();
+        let written = self
+            .db
+            .write(move |c| {
+                let now = crate::time::now();
+                let mut out = Vec::new();
+                for (item, remote) in &remotes {
+                    if let Some(w) = store_one(c, item, remote.as_ref(), now)? {
+                        out.push(w);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| BatchError::Stop(AirtableError::Decode(format!("storing the push result failed: {e}"))))?;
+        for w in &written {
+            self.bus.publish(w, apply::ACTOR);
+        }
+        Ok(())
+    }
+}
+
+/// Records one pushed lead: its Airtable id and merge base, a `pushed` event, and its outbox row
+/// done (unless it changed while the push was in flight).
+fn store_one(
+    conn: &mut SqliteConnection,
+    item: &Item,
+    remote: Option<&crate::airtable::RemoteLead>,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<crate::leads::Written>, AppError> {
+    let Some(mut lead) = crate::leads::store::find(conn, &item.lead.id)? else {
+        return Ok(None);
+    };
+    let act = action(item);
+    match (act, remote) {
+        (Action::Delete, _) => {
+            lead.airtable_id = None;
+            lead.remote_fields = None;
+        }
+        (_, Some(r)) => {
+            lead.airtable_id = Some(r.airtable_id.clone());
+            // The new base: Airtable's answer for what was sent, the old base for the rest.
+            let mut base: apply::Snapshot =
+                lead.remote_fields.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+            let answer = remote_snapshot(r);
+            let sent: Vec<String> = if act == Action::Create {
+                answer.keys().cloned().collect()
+            } else {
+                item.fields()
+            };
+            for f in sent {
+                base.insert(f.clone(), answer.get(&f).cloned().unwrap_or(Value::Null));
+            }
+            if act == Action::Create {
+                base = answer;
+            }
+            lead.remote_fields = Some(serde_json::to_string(&base)?);
+            lead.remote_modified_at = r.modified_at.map(|t| t.naive_utc());
+        }
+        _ => {}
+    }
+    let still_queued = finish_row(conn, &item.row)?;
+    lead.synced_at = Some(now);
+    if lead.sync_state != "conflict" {
+        lead.sync_state = if still_queued { "pending".into() } else { "synced".into() };
+    }
+    diesel::update(leads::table.filter(leads::id.eq(&lead.id))).set(&lead).execute(conn)?;
+    let msg = match act {
+        Action::Create => format!("created in Airtable as {}", lead.airtable_id.as_deref().unwrap_or("?")),
+        Action::Update => format!("sent {} to Airtable", item.fields().join(", ")),
+        Action::Delete => "deleted in Airtable".to_string(),
+        Action::Drop => return Ok(None),
+    };
+    history::record(conn, &lead.id, kind::PUSHED, "system", &Map::new(), Some(&msg), now)?;
+    Ok(None)
+}
+
+/// Removes a pushed row unless it changed meanwhile; then it stays, as an update. Returns
+/// whether the lead still has a queued row.
+fn finish_row(conn: &mut SqliteConnection, sent: &OutboxRow) -> Result<bool, AppError> {
+    let n = diesel::delete(outbox::table.filter(outbox::lead_id.eq(&sent.lead_id)).filter(outbox::seq.eq(sent.seq)))
+        .execute(conn)?;
+    if n == 1 {
+        return Ok(false);
+    }
+    let exists = diesel::update(outbox::table.filter(outbox::lead_id.eq(&sent.lead_id)).filter(outbox::operation.eq("create")))
+        .set(outbox::operation.eq("update"))
+        .execute(conn)?;
+    let _ = exists;
+    Ok(outbox::table.find(&sent.lead_id).count().get_result::<i64>(conn)? > 0)
+}
+
+/// Marks a row failed (with backoff) or dead after [`MAX_ATTEMPTS`]. `rejected`: Airtable refused
+/// the record itself (422), so the lead is shown in error.
+fn fail_row(conn: &mut SqliteConnection, row: &OutboxRow, message: &str, rejected: bool) -> Result<(), AppError> {
+    let attempts = row.attempts + 1;
+    let next = crate::time::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default();
+    let new_state = if attempts >= MAX_ATTEMPTS { state::DEAD } else { state::FAILED };
+    diesel::update(outbox::table.filter(outbox::lead_id.eq(&row.lead_id)).filter(outbox::seq.eq(row.seq)))
+        .set((
+            outbox::attempts.eq(attempts),
+            outbox::next_attempt_at.eq(next),
+            outbox::last_error.eq(message),
+            outbox::state.eq(new_state),
+        ))
+        .execute(conn)?;
+    if rejected {
+        diesel::update(leads::table.filter(leads::id.eq(&row.lead_id)).filter(leads::sync_state.ne("conflict")))
+            .set(leads::sync_state.eq("error"))
+            .execute(conn)?;
+    }
+    Ok(())
+}
