@@ -11,9 +11,13 @@
 //!   whose answer was lost and is sent again matches the record it already made instead of making
 //!   a second one. When the table has no such field, the client warns once and falls back to plain
 //!   creates, which are then only retried when the request surely never left (connect errors, 429).
+//! - Deletes are idempotent too: a record that is already gone counts as deleted (a batch that
+//!   Airtable refuses with 404 is redone one record at a time).
 //! - [`ListPass`] walks every page of a listing and restarts from the first page when Airtable says
 //!   the offset expired; offsets are never kept across runs.
 //! - Field mapping between Airtable names and local lead fields: [`FieldMap`], [`RemoteLead`].
+//!   Read-only names never written back: the modified field, `Created`, anything added with
+//!   [`FieldMap::add_read_only`], and any cell holding an error value.
 //! - `sim`: the simulator (`leadcache airtable-sim`).
 
 mod client;

@@ -158,7 +158,8 @@ impl SimHandle {
     /// Serves again on the same port with the same data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
-        let (shutdown, task) = serve(self.state.clone(), self.addr).await?;
+        let listener = bind(self.addr)?;
+        let (shutdown, task) = serve(self.state.clone(), listener);
         self.shutdown = Some(shutdown);
         self.task = Some(task);
         Ok(())
@@ -173,7 +174,7 @@ impl Drop for SimHandle {
     }
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let socket = TcpSocket::new_v4().context("creating a socket")?;
     socket.set_reuseaddr(true).context("setting SO_REUSEADDR")?;
     socket
@@ -184,11 +185,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("listening on {addr}"))
 }
 
-async fn serve(
-    state: Arc<SimState>,
-    addr: SocketAddr,
-) -> anyhow::Result<(oneshot::Sender<()>, JoinHandle<()>)> {
-    let listener = bind(addr).await?;
+fn serve(state: Arc<SimState>, listener: TcpListener) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (tx, rx) = oneshot::channel::<()>();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
@@ -199,7 +196,7 @@ async fn serve(
             tracing::error!(error = %e, "Airtable simulator stopped with an error");
         }
     });
-    Ok((tx, task))
+    (tx, task)
 }
 
 /// Starts a simulator on 127.0.0.1:`config.port` with a fresh table.
@@ -210,11 +207,9 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
 
 /// Starts a simulator serving an existing state (e.g. after a handle was dropped).
 pub async fn start_with_state(state: Arc<SimState>, port: u16) -> anyhow::Result<SimHandle> {
-    let listener_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let probe = bind(listener_addr).await?;
-    let addr = probe.local_addr().context("reading the bound address")?;
-    drop(probe);
-    let (shutdown, task) = serve(state.clone(), addr).await?;
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let (shutdown, task) = serve(state.clone(), listener);
     Ok(SimHandle {
         addr,
         state,

@@ -453,3 +453,28 @@ async fn a_delete_whose_response_was_lost_still_succeeds() {
         "lost answer, batch 404, then one by one"
     );
 }
+
+#[tokio::test]
+async fn an_upsert_matching_several_records_is_refused() {
+    let sim = start_sim(unlimited()).await;
+    let client = fast_client(&sim);
+    client
+        .create(&[lead("lc-1", "Same Name"), lead("lc-2", "Same Name")])
+        .await
+        .unwrap();
+    let err = client
+        .upsert(&[lead("lc-3", "Same Name")], &["Full Name".into()])
+        .await
+        .unwrap_err();
+    assert!(err.is_unprocessable() && !err.is_retryable(), "{err}");
+    assert_eq!(sim.state.record_count(), 2, "nothing applied");
+    let too_many: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+    let err = client
+        .upsert(&[lead("lc-3", "X")], &too_many)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        leadcache::airtable::AirtableError::InvalidRequest(_)
+    ));
+}

@@ -329,3 +329,32 @@ async fn sim_args_build_a_config() {
         .is_err()
     );
 }
+
+#[test]
+fn sim_args_parse_like_the_cli() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: sim::SimArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "airtable-sim",
+        "--port",
+        "9999",
+        "--records",
+        "25",
+        "--latency-ms",
+        "40",
+        "--fail-rate",
+        "0.1",
+    ])
+    .unwrap();
+    assert_eq!(
+        (cli.sim.port, cli.sim.records, cli.sim.latency_ms),
+        (9999, 25, 40)
+    );
+    let cfg = cli.sim.to_config().unwrap();
+    assert_eq!(cfg.faults.fail_rate, 0.1);
+    assert_eq!(cfg.rate_limit, Some(5));
+}
