@@ -5,3 +5,4 @@ mod support;
 mod airtable;
 mod leads;
 mod schema;
+mod sync;

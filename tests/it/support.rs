@@ -28,7 +28,17 @@ impl TestApp {
         TestApp::start_mode(Mode::LocalOnly, tweak).await
     }
 
+    /// A server with the sync engine built from `tweak`'s Airtable settings (not started: tests
+    /// run sync steps themselves).
+    pub async fn start_synced(tweak: impl FnOnce(&mut Config), options: leadcache::sync::SyncOptions) -> TestApp {
+        TestApp::build(Mode::Airtable, tweak, Some(options)).await
+    }
+
     pub async fn start_mode(mode: Mode, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::build(mode, tweak, None).await
+    }
+
+    async fn build(mode: Mode, tweak: impl FnOnce(&mut Config), sync: Option<leadcache::sync::SyncOptions>) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_database(dir.path().join("leads.db"));
@@ -36,7 +46,10 @@ impl TestApp {
         config.bind = "127.0.0.1:0".parse().expect("addr");
         tweak(&mut config);
         let db = leadcache::app::open_database(&config).expect("open database");
-        let state = AppState::new(config.clone(), db, mode);
+        let state = match sync {
+            Some(options) => AppState::with_sync(config.clone(), db, mode, options).expect("sync engine"),
+            None => AppState::new(config.clone(), db, mode),
+        };
         let running = start(state, config.bind).await.expect("start server");
         TestApp { dir, running, http: reqwest::Client::new(), token: None }
     }
