@@ -24,7 +24,9 @@
 //! - **RSS** is read from `/proc/self/status` and is the whole process: server, load generator and
 //!   the benchmark's own latency vectors (~16 bytes a request).
 
-use std::collections::HashMap;
+mod procfs;
+mod report;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,9 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
+
+use crate::procfs::{cores, rss_mib, thread_cpu};
+use crate::report::{Outcome, print_summary};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -226,38 +231,6 @@ struct Bench {
     /// Makes created names and emails unique across runs on the same database.
     nonce: String,
     counter: Arc<AtomicU64>,
-}
-
-/// One scenario's figures.
-struct Outcome {
-    name: String,
-    concurrency: usize,
-    requests: u64,
-    errors: u64,
-    seconds: f64,
-    /// Sorted request durations, nanoseconds.
-    latencies: Vec<u64>,
-    server_cores: f64,
-    load_cores: f64,
-    rss_mib: f64,
-    /// Leads written (bulk only).
-    leads: u64,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-
-    /// Latency at quantile `q` (0..=1), milliseconds.
-    fn ms(&self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let rank =
-            ((q * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1] as f64 / 1e6
-    }
 }
 
 /// The top-level shape of a GraphQL response, read without building it.
@@ -599,61 +572,6 @@ fn search_words() -> Vec<String> {
     words
 }
 
-/// CPU time (ns) used so far by the threads of each runtime, by thread-name prefix.
-fn thread_cpu() -> HashMap<&'static str, u64> {
-    let mut out = HashMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let key = if comm.starts_with("lc-server") {
-            "server"
-        } else if comm.starts_with("lc-load") {
-            "load"
-        } else {
-            "other"
-        };
-        let ns = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .unwrap_or(0);
-        *out.entry(key).or_insert(0) += ns;
-    }
-    out
-}
-
-/// Cores used by the server and by the load generator between two readings over `seconds`.
-fn cores(a: &HashMap<&str, u64>, b: &HashMap<&str, u64>, seconds: f64) -> (f64, f64) {
-    let used = |k: &str| {
-        b.get(k)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(a.get(k).copied().unwrap_or(0)) as f64
-            / 1e9
-    };
-    (used("server") / seconds, used("load") / seconds)
-}
-
-/// A memory line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), MiB.
-fn rss_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn print_header(args: &Args) {
     println!(
         "leadcache HTTP benchmark: {} leads, {} client(s), {} s per scenario after {} s warm-up, \
@@ -665,75 +583,4 @@ fn print_header(args: &Args) {
         args.client_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-}
-
-/// The figures as a Markdown table, and each against its target (issue 2).
-fn print_summary(results: &[Outcome]) {
-    println!(
-        "| scenario | clients | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | server cores | load-gen cores | RSS MiB |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in results {
-        println!(
-            "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.0} |",
-            r.name,
-            r.concurrency,
-            r.requests,
-            r.errors,
-            r.rate(),
-            r.ms(0.5),
-            r.ms(0.9),
-            r.ms(0.99),
-            r.ms(1.0),
-            r.server_cores,
-            r.load_cores,
-            r.rss_mib
-        );
-    }
-    println!("\n| target | measured | met |\n|---|---|---|");
-    let verdict = |ok: bool| if ok { "yes" } else { "**no**" };
-    for r in results {
-        let lines: Vec<(String, String, bool)> = match r.name.as_str() {
-            "lead(id)" => vec![
-                (
-                    "lead(id) >= 10,000 req/s".into(),
-                    format!("{:.0} req/s", r.rate()),
-                    r.rate() >= 10_000.0,
-                ),
-                (
-                    "lead(id) p99 <= 2 ms".into(),
-                    format!("{:.3} ms", r.ms(0.99)),
-                    r.ms(0.99) <= 2.0,
-                ),
-            ],
-            "leads(status, first 50)" => {
-                vec![(
-                    "status page p99 <= 5 ms".into(),
-                    format!("{:.3} ms", r.ms(0.99)),
-                    r.ms(0.99) <= 5.0,
-                )]
-            }
-            "searchLeads(first 20)" => {
-                vec![(
-                    "search p99 <= 5 ms".into(),
-                    format!("{:.3} ms", r.ms(0.99)),
-                    r.ms(0.99) <= 5.0,
-                )]
-            }
-            "createLead" | "createLead, 1 client" => vec![(
-                format!("createLead p50 <= 1 ms ({} client(s))", r.concurrency),
-                format!("{:.3} ms", r.ms(0.5)),
-                r.ms(0.5) <= 1.0,
-            )],
-            "createLeads bulk" => vec![(
-                format!("createLeads of {} leads <= 10 s", r.leads),
-                format!("{:.2} s", r.seconds),
-                r.seconds <= 10.0,
-            )],
-            _ => vec![],
-        };
-        for (target, measured, ok) in lines {
-            println!("| {target} | {measured} | {} |", verdict(ok));
-        }
-    }
 }
