@@ -24,7 +24,9 @@
 //! - **RSS** is read from `/proc/self/status` and is the whole process: server, load generator and
 //!   the benchmark's own latency vectors (~16 bytes a request).
 
+#[path = "http/procfs.rs"]
 mod procfs;
+#[path = "http/report.rs"]
 mod report;
 
 use std::net::SocketAddr;
