@@ -30,7 +30,7 @@ pub const LAST_NAMES: &[&str] = &[
     "Patel", "Sharma", "Khan", "O'Brien", "Murphy", "Andersson", "Johansson", "Nielsen", "Jensen", "Virtanen",
     "Costa", "Ferreira", "Ivanova", "Horvat", "Yilmaz", "Cohen", "Nakamura",
 ];
-const COMPANY_STEMS: &[&str] = &[
+pub const COMPANY_STEMS: &[&str] = &[
     "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Pied Piper", "Vandelay", "Soylent",
     "Cyberdyne", "Tyrell", "Wonka", "Gringotts", "Oceanic", "Massive Dynamic", "Aperture", "Black Mesa", "Nakatomi",
     "Monarch", "Blue Sun", "Dunder", "Prestige", "Sterling", "Bluth", "Nimbus", "Quantum", "Vertex", "Helios",
