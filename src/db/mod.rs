@@ -71,6 +71,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
 pub struct Db {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     path: PathBuf,
+    /// Held by a writer from before it takes a connection until its transaction ends: SQLite has
+    /// one writer at a time anyway, and queueing here (FIFO-ish, no sleeping) is much cheaper than
+    /// SQLite's busy handler, which makes waiting writers sleep and retry.
+    writer: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -101,7 +105,7 @@ impl Db {
             .connection_customizer(Box::new(Pragmas { read_only }))
             .build(manager)
             .map_err(|source| OpenError::Pool { path: path.to_owned(), source })?;
-        Ok(Db { pool, path: path.to_owned() })
+        Ok(Db { pool, path: path.to_owned(), writer: Default::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -168,7 +172,20 @@ impl Db {
         F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(move |conn| conn.immediate_transaction(f)).await
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let _turn = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut conn = pool.get()?;
+            conn.immediate_transaction(f)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(AppError::internal(e)),
+        }
     }
 }
 
