@@ -24,3 +24,6 @@ pub mod seed;
 pub mod app;
 pub mod cli;
 pub mod maintenance;
+pub mod campaigns;
+pub mod report;
+pub mod transfer;
