@@ -33,25 +33,48 @@ fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, AppE
         return Ok(None);
     };
     if s.chars().count() > max {
-        return Err(AppError::validation(field, format!("is longer than {max} characters")));
+        return Err(AppError::validation(
+            field,
+            format!("is longer than {max} characters"),
+        ));
     }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(AppError::validation(field, "contains control characters"));
     }
     Ok(Some(s.to_string()))
 }
 
 /// Creates a campaign; names are unique (compared as written, after trimming).
-pub fn create(conn: &mut SqliteConnection, name: &str, description: Option<&str>) -> Result<Campaign, AppError> {
-    let name = text("name", Some(name), MAX_NAME)?.ok_or_else(|| AppError::validation("name", "must not be blank"))?;
+pub fn create(
+    conn: &mut SqliteConnection,
+    name: &str,
+    description: Option<&str>,
+) -> Result<Campaign, AppError> {
+    let name = text("name", Some(name), MAX_NAME)?
+        .ok_or_else(|| AppError::validation("name", "must not be blank"))?;
     let description = text("description", description, MAX_DESCRIPTION)?;
-    let taken: i64 = campaigns::table.filter(campaigns::name.eq(&name)).count().get_result(conn)?;
+    let taken: i64 = campaigns::table
+        .filter(campaigns::name.eq(&name))
+        .count()
+        .get_result(conn)?;
     if taken > 0 {
-        return Err(AppError::Conflict(format!("a campaign named {name:?} exists already")));
+        return Err(AppError::Conflict(format!(
+            "a campaign named {name:?} exists already"
+        )));
     }
     let now = crate::time::now();
-    let row = Campaign { id: crate::leads::store::new_id(), name, description, created_at: now, updated_at: now };
-    diesel::insert_into(campaigns::table).values(&row).execute(conn)?;
+    let row = Campaign {
+        id: crate::leads::store::new_id(),
+        name,
+        description,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(campaigns::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(row)
 }
 
@@ -65,22 +88,35 @@ pub fn get(conn: &mut SqliteConnection, id: &str) -> Result<Campaign, AppError> 
 }
 
 pub fn list(conn: &mut SqliteConnection) -> Result<Vec<Campaign>, AppError> {
-    Ok(campaigns::table.order(campaigns::created_at.desc()).select(Campaign::as_select()).load(conn)?)
+    Ok(campaigns::table
+        .order(campaigns::created_at.desc())
+        .select(Campaign::as_select())
+        .load(conn)?)
 }
 
 /// Adds live leads to a campaign as drafts. Leads already in it are left as they are; an unknown
 /// or deleted lead fails the whole call (NOT_FOUND / CONFLICT naming it) and nothing is added.
 /// Returns how many were added.
-pub fn add_leads(conn: &mut SqliteConnection, ctx: &WriteCtx, campaign_id: &str, lead_ids: &[String]) -> Result<usize, AppError> {
+pub fn add_leads(
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    campaign_id: &str,
+    lead_ids: &[String],
+) -> Result<usize, AppError> {
     if lead_ids.len() > MAX_ADD {
-        return Err(AppError::Limit(format!("at most {MAX_ADD} leads a call; got {}", lead_ids.len())));
+        return Err(AppError::Limit(format!(
+            "at most {MAX_ADD} leads a call; got {}",
+            lead_ids.len()
+        )));
     }
     let campaign = get(conn, campaign_id)?;
     let mut ids: Vec<String> = Vec::with_capacity(lead_ids.len());
     for id in lead_ids {
         let lead = crate::leads::store::get(conn, id)?;
         if lead.deleted_at.is_some() {
-            return Err(AppError::Conflict(format!("lead {id} is deleted; restore it first")));
+            return Err(AppError::Conflict(format!(
+                "lead {id} is deleted; restore it first"
+            )));
         }
         if !ids.contains(&lead.id) {
             ids.push(lead.id);
@@ -106,12 +142,24 @@ pub fn add_leads(conn: &mut SqliteConnection, ctx: &WriteCtx, campaign_id: &str,
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(campaign_leads::table).values(&row).execute(conn)?;
-        history::record(conn, id, kind::UPDATED, &ctx.actor, &Map::new(), Some(&message), now)?;
+        diesel::insert_into(campaign_leads::table)
+            .values(&row)
+            .execute(conn)?;
+        history::record(
+            conn,
+            id,
+            kind::UPDATED,
+            &ctx.actor,
+            &Map::new(),
+            Some(&message),
+            now,
+        )?;
         added += 1;
     }
     if added > 0 {
-        diesel::update(campaigns::table.find(&campaign.id)).set(campaigns::updated_at.eq(now)).execute(conn)?;
+        diesel::update(campaigns::table.find(&campaign.id))
+            .set(campaigns::updated_at.eq(now))
+            .execute(conn)?;
     }
     Ok(added)
 }
@@ -153,7 +201,10 @@ pub fn update_member(
         if !STATUSES.contains(&status.as_str()) {
             return Err(AppError::validation(
                 "status",
-                format!("{status:?} is not a campaign status ({})", STATUSES.join(", ")),
+                format!(
+                    "{status:?} is not a campaign status ({})",
+                    STATUSES.join(", ")
+                ),
             ));
         }
         if status != "draft" && row.sent_at.is_none() {
@@ -168,7 +219,9 @@ pub fn update_member(
         return Ok((campaign, row));
     }
     row.updated_at = now;
-    diesel::update(campaign_leads::table.find((&campaign.id, &lead.id))).set(&row).execute(conn)?;
+    diesel::update(campaign_leads::table.find((&campaign.id, &lead.id)))
+        .set(&row)
+        .execute(conn)?;
     let mut what = Vec::new();
     if row.status != old.status {
         what.push(format!("status {} -> {}", old.status, row.status));
@@ -177,7 +230,15 @@ pub fn update_member(
         what.push("message edited".to_string());
     }
     let message = format!("campaign {:?}: {}", campaign.name, what.join(", "));
-    history::record(conn, &lead.id, kind::UPDATED, &ctx.actor, &Map::new(), Some(&message), now)?;
+    history::record(
+        conn,
+        &lead.id,
+        kind::UPDATED,
+        &ctx.actor,
+        &Map::new(),
+        Some(&message),
+        now,
+    )?;
     Ok((campaign, row))
 }
 
@@ -190,11 +251,21 @@ pub fn counts(conn: &mut SqliteConnection, campaign_id: &str) -> Result<[i64; 5]
         .load(conn)?;
     let get = |s: &str| rows.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
     let total = rows.iter().map(|(_, n)| n).sum();
-    Ok([total, get("draft"), get("sent"), get("replied"), get("bounced")])
+    Ok([
+        total,
+        get("draft"),
+        get("sent"),
+        get("replied"),
+        get("bounced"),
+    ])
 }
 
 /// The live leads of a campaign, in the order they were added.
-pub fn leads(conn: &mut SqliteConnection, campaign_id: &str, first: i64) -> Result<Vec<crate::db::models::Lead>, AppError> {
+pub fn leads(
+    conn: &mut SqliteConnection,
+    campaign_id: &str,
+    first: i64,
+) -> Result<Vec<crate::db::models::Lead>, AppError> {
     Ok(campaign_leads::table
         .inner_join(leads::table)
         .filter(campaign_leads::campaign_id.eq(campaign_id))

@@ -97,7 +97,11 @@ fn ratio(a: i64, b: i64) -> f64 {
 
 /// Computes the report. `statuses` is the configured pipeline (LEAD_STATUSES), `today` the
 /// current UTC date.
-pub fn compute(conn: &mut SqliteConnection, statuses: &[String], today: NaiveDate) -> Result<Report, AppError> {
+pub fn compute(
+    conn: &mut SqliteConnection,
+    statuses: &[String],
+    today: NaiveDate,
+) -> Result<Report, AppError> {
     let totals: Totals = diesel::sql_query(
         "SELECT COUNT(*) AS total, COALESCE(SUM(enriched), 0) AS enriched FROM leads WHERE deleted_at IS NULL",
     )
@@ -107,8 +111,14 @@ pub fn compute(conn: &mut SqliteConnection, statuses: &[String], today: NaiveDat
         "SELECT status AS k, COUNT(*) AS n FROM leads WHERE deleted_at IS NULL GROUP BY status ORDER BY status",
     )
     .load(conn)?;
-    let count_of = |s: &str| counts.iter().find(|c| c.k.as_deref() == Some(s)).map_or(0, |c| c.n);
-    let mut by_status: Vec<(String, i64)> = statuses.iter().map(|s| (s.clone(), count_of(s))).collect();
+    let count_of = |s: &str| {
+        counts
+            .iter()
+            .find(|c| c.k.as_deref() == Some(s))
+            .map_or(0, |c| c.n)
+    };
+    let mut by_status: Vec<(String, i64)> =
+        statuses.iter().map(|s| (s.clone(), count_of(s))).collect();
     for c in &counts {
         if let Some(k) = &c.k
             && !statuses.contains(k)
@@ -120,7 +130,10 @@ pub fn compute(conn: &mut SqliteConnection, statuses: &[String], today: NaiveDat
     // Funnel: the position each lead reached, then a running sum from the end.
     let stages: Vec<&String> = statuses.iter().filter(|s| *s != LOST).collect();
     let mut at_position = vec![0i64; stages.len()];
-    let position = |s: Option<&str>| s.and_then(|s| stages.iter().position(|x| *x == s)).unwrap_or(0);
+    let position = |s: Option<&str>| {
+        s.and_then(|s| stages.iter().position(|x| *x == s))
+            .unwrap_or(0)
+    };
     for c in counts.iter().filter(|c| c.k.as_deref() != Some(LOST)) {
         if let Some(slot) = at_position.get_mut(position(c.k.as_deref())) {
             *slot += c.n;
@@ -128,10 +141,12 @@ pub fn compute(conn: &mut SqliteConnection, statuses: &[String], today: NaiveDat
     }
     if statuses.iter().any(|s| s == LOST) {
         let lost_from: Vec<Count> = diesel::sql_query(
-            "SELECT (SELECT e.changes ->> '$.status[0]' FROM lead_events e \
-                     WHERE e.lead_id = l.id AND e.kind = 'status_changed' AND e.changes ->> '$.status[1]' = l.status \
-                     ORDER BY e.at DESC, e.id DESC LIMIT 1) AS k, COUNT(*) AS n \
-             FROM leads l WHERE l.deleted_at IS NULL AND l.status = ? GROUP BY k",
+            // The lead's latest status change (by id: events are appended in order). `+e2.kind`
+            // keeps SQLite on the (lead_id, at) index instead of walking every status change.
+            "SELECT e.changes ->> '$.status[0]' AS k, COUNT(*) AS n FROM leads l \
+             JOIN lead_events e ON e.id = (SELECT MAX(e2.id) FROM lead_events e2 \
+                  WHERE e2.lead_id = l.id AND +e2.kind = 'status_changed') \
+             WHERE l.deleted_at IS NULL AND l.status = ? GROUP BY k",
         )
         .bind::<Text, _>(LOST)
         .load(conn)?;
@@ -166,8 +181,13 @@ pub fn compute(conn: &mut SqliteConnection, statuses: &[String], today: NaiveDat
     .load(conn)?;
     let created_per_day = (0..DAYS)
         .map(|d| {
-            let day = (first_day + Duration::days(d)).format("%Y-%m-%d").to_string();
-            let n = per_day.iter().find(|c| c.k.as_deref() == Some(day.as_str())).map_or(0, |c| c.n);
+            let day = (first_day + Duration::days(d))
+                .format("%Y-%m-%d")
+                .to_string();
+            let n = per_day
+                .iter()
+                .find(|c| c.k.as_deref() == Some(day.as_str()))
+                .map_or(0, |c| c.n);
             (day, n)
         })
         .collect();

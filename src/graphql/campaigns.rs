@@ -1,7 +1,9 @@
 //! Campaigns: `campaigns`, `createCampaign`, `addLeadsToCampaign`, `updateCampaignLead`. The rules
 //! (names, member statuses and their times, history events) are in `crate::campaigns`.
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Role;
@@ -29,7 +31,12 @@ pub struct Campaign {
 
 impl From<models::Campaign> for Campaign {
     fn from(c: models::Campaign) -> Self {
-        Campaign { id: ID(c.id), name: c.name, description: c.description, created_at: to_utc(c.created_at) }
+        Campaign {
+            id: ID(c.id),
+            name: c.name,
+            description: c.description,
+            created_at: to_utc(c.created_at),
+        }
     }
 }
 
@@ -58,15 +65,29 @@ impl Campaign {
     ) -> async_graphql::Result<Vec<Lead>> {
         let first = check_first(i64::from(first.unwrap_or(50))).gql()?;
         let id = self.id.to_string();
-        let rows = state(ctx).db.run(move |c| campaigns::leads(c, &id, first)).await.gql()?;
+        let rows = state(ctx)
+            .db
+            .run(move |c| campaigns::leads(c, &id, first))
+            .await
+            .gql()?;
         Ok(rows.into_iter().map(Lead).collect())
     }
 
     /// Members by current status.
     async fn counts(&self, ctx: &Context<'_>) -> async_graphql::Result<CampaignCounts> {
         let id = self.id.to_string();
-        let [total, draft, sent, replied, bounced] = state(ctx).db.run(move |c| campaigns::counts(c, &id)).await.gql()?;
-        Ok(CampaignCounts { total, draft, sent, replied, bounced })
+        let [total, draft, sent, replied, bounced] = state(ctx)
+            .db
+            .run(move |c| campaigns::counts(c, &id))
+            .await
+            .gql()?;
+        Ok(CampaignCounts {
+            total,
+            draft,
+            sent,
+            replied,
+            bounced,
+        })
     }
 }
 
@@ -114,7 +135,11 @@ impl CampaignsQuery {
     /// One campaign.
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Campaign> {
         caller(ctx)?.require(Role::Read).gql()?;
-        let row = state(ctx).db.run(move |c| campaigns::get(c, &id)).await.gql()?;
+        let row = state(ctx)
+            .db
+            .run(move |c| campaigns::get(c, &id))
+            .await
+            .gql()?;
         Ok(row.into())
     }
 }
@@ -125,7 +150,11 @@ pub struct CampaignsMutation;
 #[Object]
 impl CampaignsMutation {
     /// Creates a campaign. A name in use is refused with CONFLICT.
-    async fn create_campaign(&self, ctx: &Context<'_>, input: CampaignInput) -> async_graphql::Result<Campaign> {
+    async fn create_campaign(
+        &self,
+        ctx: &Context<'_>,
+        input: CampaignInput,
+    ) -> async_graphql::Result<Campaign> {
         caller(ctx)?.require(Role::Write).gql()?;
         let row = state(ctx)
             .db
@@ -171,7 +200,11 @@ impl CampaignsMutation {
         caller.require(Role::Write).gql()?;
         let state = state(ctx);
         let wctx = state.write_ctx(&caller.name);
-        let patch = MemberPatch { subject: maybe(patch.subject), body: maybe(patch.body), status: patch.status };
+        let patch = MemberPatch {
+            subject: maybe(patch.subject),
+            body: maybe(patch.body),
+            status: patch.status,
+        };
         let (campaign, row) = state
             .db
             .write(move |c| campaigns::update_member(c, &wctx, &campaign_id, &lead_id, &patch))

@@ -60,10 +60,19 @@ impl DuplicatesQuery {
     ) -> async_graphql::Result<Vec<DuplicatePair>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let first = check_first(i64::from(first.unwrap_or(50))).gql()? as usize;
-        let pairs = state(ctx).db.run(move |c| dedup::candidate_pairs(c, first)).await.gql()?;
+        let pairs = state(ctx)
+            .db
+            .run(move |c| dedup::candidate_pairs(c, first))
+            .await
+            .gql()?;
         Ok(pairs
             .into_iter()
-            .map(|p| DuplicatePair { a: Lead(p.a), b: Lead(p.b), matched_by: p.rule.into(), score: p.score })
+            .map(|p| DuplicatePair {
+                a: Lead(p.a),
+                b: Lead(p.b),
+                matched_by: p.rule.into(),
+                score: p.score,
+            })
             .collect())
     }
 }
@@ -77,7 +86,12 @@ impl DuplicatesMutation {
     /// has none (differing values are kept in a `merged` event), the other's events, enrichments
     /// and campaign memberships move to the kept lead, and the other is soft-deleted. Both
     /// changes are queued for Airtable. Returns the kept lead.
-    async fn merge_leads(&self, ctx: &Context<'_>, keep_id: ID, merge_id: ID) -> async_graphql::Result<Lead> {
+    async fn merge_leads(
+        &self,
+        ctx: &Context<'_>,
+        keep_id: ID,
+        merge_id: ID,
+    ) -> async_graphql::Result<Lead> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
         let state = state(ctx);

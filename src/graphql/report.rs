@@ -96,15 +96,38 @@ impl From<crate::report::Report> for Report {
     fn from(r: crate::report::Report) -> Self {
         Report {
             total_leads: r.total_leads,
-            by_status: r.by_status.into_iter().map(|(status, count)| StatusCount { status, count }).collect(),
-            funnel: r.funnel.into_iter().map(|(status, reached, share)| FunnelStage { status, reached, share }).collect(),
-            by_source: r.by_source.into_iter().map(|(source, count)| SourceCount { source, count }).collect(),
+            by_status: r
+                .by_status
+                .into_iter()
+                .map(|(status, count)| StatusCount { status, count })
+                .collect(),
+            funnel: r
+                .funnel
+                .into_iter()
+                .map(|(status, reached, share)| FunnelStage {
+                    status,
+                    reached,
+                    share,
+                })
+                .collect(),
+            by_source: r
+                .by_source
+                .into_iter()
+                .map(|(source, count)| SourceCount { source, count })
+                .collect(),
             enrichment_rate: r.enrichment_rate,
-            created_per_day: r.created_per_day.into_iter().map(|(day, count)| DayCount { day, count }).collect(),
+            created_per_day: r
+                .created_per_day
+                .into_iter()
+                .map(|(day, count)| DayCount { day, count })
+                .collect(),
             median_days_in_stage: r
                 .median_days_in_stage
                 .into_iter()
-                .map(|(status, median_days)| StageDuration { status, median_days })
+                .map(|(status, median_days)| StageDuration {
+                    status,
+                    median_days,
+                })
                 .collect(),
             campaigns: r
                 .campaigns
@@ -134,7 +157,11 @@ impl ReportQuery {
         let state = state(ctx);
         let statuses = state.config.lead_statuses.clone();
         let today = crate::time::now().date();
-        let report = state.db.run(move |c| crate::report::compute(c, &statuses, today)).await.gql()?;
+        let report = state
+            .db
+            .run(move |c| crate::report::compute(c, &statuses, today))
+            .await
+            .gql()?;
         Ok(report.into())
     }
 }

@@ -84,7 +84,9 @@ pub fn contradicts(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 fn live() -> leads::BoxedQuery<'static, diesel::sqlite::Sqlite> {
-    leads::table.filter(leads::deleted_at.is_null()).into_boxed()
+    leads::table
+        .filter(leads::deleted_at.is_null())
+        .into_boxed()
 }
 
 /// The existing live lead that `lead` duplicates, if any. `lead` itself (same id) is never its
@@ -99,7 +101,11 @@ pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, A
             .first(conn)
             .optional()?;
         if let Some(found) = found {
-            return Ok(Some(Match { lead: found, rule: Rule::Linkedin, score: 1.0 }));
+            return Ok(Some(Match {
+                lead: found,
+                rule: Rule::Linkedin,
+                score: 1.0,
+            }));
         }
     }
     if let Some(key) = &lead.email_key {
@@ -111,7 +117,11 @@ pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, A
             .first(conn)
             .optional()?;
         if let Some(found) = found {
-            return Ok(Some(Match { lead: found, rule: Rule::Email, score: 1.0 }));
+            return Ok(Some(Match {
+                lead: found,
+                rule: Rule::Email,
+                score: 1.0,
+            }));
         }
     }
     let (Some(key), Some(company)) = (&lead.name_company_key, &lead.company_key) else {
@@ -124,24 +134,39 @@ pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, A
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     for (score, rid) in scored {
-        let found: Lead = leads::table.filter(leads::rid.eq(rid)).select(Lead::as_select()).first(conn)?;
-        if found.id == lead.id || contradicts(found.linkedin_key.as_deref(), lead.linkedin_key.as_deref()) {
+        let found: Lead = leads::table
+            .filter(leads::rid.eq(rid))
+            .select(Lead::as_select())
+            .first(conn)?;
+        if found.id == lead.id
+            || contradicts(found.linkedin_key.as_deref(), lead.linkedin_key.as_deref())
+        {
             continue;
         }
-        return Ok(Some(Match { lead: found, rule: Rule::NameCompany, score }));
+        return Ok(Some(Match {
+            lead: found,
+            rule: Rule::NameCompany,
+            score,
+        }));
     }
     Ok(None)
 }
 
 /// The two blocks of a `name|company` key: `(rid, name_company_key)` of live leads.
-fn candidates(conn: &mut SqliteConnection, key: &str, company: &str) -> Result<Vec<(i64, String)>, AppError> {
+fn candidates(
+    conn: &mut SqliteConnection,
+    key: &str,
+    company: &str,
+) -> Result<Vec<(i64, String)>, AppError> {
     let name = key.split_once('|').map_or(key, |(n, _)| n);
     let mut out: Vec<(i64, String)> = Vec::new();
     let mut seen = HashSet::new();
     // Same company, name starting with the same letter (normalised names are ASCII).
     if let Some(first) = name.chars().next() {
         let lo = first.to_string();
-        let hi = char::from_u32(first as u32 + 1).map(String::from).unwrap_or_else(|| "\u{7f}".into());
+        let hi = char::from_u32(first as u32 + 1)
+            .map(String::from)
+            .unwrap_or_else(|| "\u{7f}".into());
         let rows: Vec<(i64, Option<String>)> = live()
             .filter(leads::company_key.eq(company.to_string()))
             .filter(leads::name_company_key.ge(lo))
@@ -226,7 +251,12 @@ pub fn candidate_pairs(conn: &mut SqliteConnection, first: usize) -> Result<Vec<
     Ok(pairs
         .into_iter()
         .filter_map(|(a, b, rule, score)| {
-            Some(Pair { a: by_rid.get(&a)?.clone(), b: by_rid.get(&b)?.clone(), rule, score })
+            Some(Pair {
+                a: by_rid.get(&a)?.clone(),
+                b: by_rid.get(&b)?.clone(),
+                rule,
+                score,
+            })
         })
         .collect())
 }
@@ -261,19 +291,40 @@ fn fuzzy_pairs(
             let key = key?;
             let (name, company) = key.split_once('|')?;
             let (name, company) = (name.to_string(), company.to_string());
-            Some(KeyRow { rid, key, name, company, linkedin })
+            Some(KeyRow {
+                rid,
+                key,
+                name,
+                company,
+                linkedin,
+            })
         })
         .collect();
     let mut found: Vec<(i64, i64, Rule, f64)> = Vec::new();
     let mut seen: HashSet<(i64, i64)> = exact.clone();
     // Block 1: same company, same first letter of the name; sorted by name within.
     keys.sort_by(|a, b| {
-        (a.company.as_str(), a.name.as_bytes().first(), a.name.as_str())
-            .cmp(&(b.company.as_str(), b.name.as_bytes().first(), b.name.as_str()))
+        (
+            a.company.as_str(),
+            a.name.as_bytes().first(),
+            a.name.as_str(),
+        )
+            .cmp(&(
+                b.company.as_str(),
+                b.name.as_bytes().first(),
+                b.name.as_str(),
+            ))
     });
-    compare_blocks(&keys, |r| (r.company.clone(), r.name.bytes().next()), &mut seen, &mut found);
+    compare_blocks(
+        &keys,
+        |r| (r.company.clone(), r.name.bytes().next()),
+        &mut seen,
+        &mut found,
+    );
     // Block 2: same name, any company; sorted by company within.
-    keys.sort_by(|a, b| (a.name.as_str(), a.company.as_str()).cmp(&(b.name.as_str(), b.company.as_str())));
+    keys.sort_by(|a, b| {
+        (a.name.as_str(), a.company.as_str()).cmp(&(b.name.as_str(), b.company.as_str()))
+    });
     compare_blocks(&keys, |r| (r.name.clone(), None), &mut seen, &mut found);
     Ok(found)
 }
@@ -295,7 +346,8 @@ fn compare_blocks(
         for (i, x) in group.iter().enumerate() {
             for y in group.iter().skip(i + 1).take(WINDOW) {
                 let pair = (x.rid.min(y.rid), x.rid.max(y.rid));
-                if seen.contains(&pair) || contradicts(x.linkedin.as_deref(), y.linkedin.as_deref()) {
+                if seen.contains(&pair) || contradicts(x.linkedin.as_deref(), y.linkedin.as_deref())
+                {
                     continue;
                 }
                 if let Some(score) = name_company_score(&x.key, &y.key)
@@ -319,7 +371,10 @@ mod tests {
         // 1 - 3/20 = 0.85 exactly: a match. 1 - 3/19 = 0.842: not.
         let twenty = "abcdefghijklmnopqrst";
         assert_eq!(similarity(twenty, "abcdefghijklmnopqXYZ"), 0.85);
-        assert!(name_company_score(&format!("{twenty}|acme"), "abcdefghijklmnopqXYZ|acme").unwrap() >= THRESHOLD);
+        assert!(
+            name_company_score(&format!("{twenty}|acme"), "abcdefghijklmnopqXYZ|acme").unwrap()
+                >= THRESHOLD
+        );
         let nineteen = "abcdefghijklmnopqrs";
         assert!(similarity(nineteen, "abcdefghijklmnopXYZ") < THRESHOLD);
     }
@@ -328,7 +383,10 @@ mod tests {
     fn levenshtein_tells_companies_with_a_shared_word_apart() {
         assert!(similarity("acme labs", "acme systems") < THRESHOLD);
         assert!(similarity("jon smith", "john smith") >= THRESHOLD);
-        assert_eq!(name_company_score("jane doe|acme", "jane doe|globex"), Some(similarity("acme", "globex")));
+        assert_eq!(
+            name_company_score("jane doe|acme", "jane doe|globex"),
+            Some(similarity("acme", "globex"))
+        );
         assert_eq!(name_company_score("jane doe", "jane doe|acme"), None);
     }
 

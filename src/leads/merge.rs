@@ -42,7 +42,11 @@ fn same(field: &str, a: &Value, b: &Value) -> bool {
 /// Applies the merge rule: returns the kept lead with empty fields filled from `other`, and the
 /// differing values `{field: [kept, other]}`. `offered` says which fields of `other` count (a
 /// create offers the fields its input set; a stored lead offers all).
-pub fn combine(kept: &Lead, other: &Lead, offered: impl Fn(&str) -> bool) -> Result<(Lead, Map<String, Value>), AppError> {
+pub fn combine(
+    kept: &Lead,
+    other: &Lead,
+    offered: impl Fn(&str) -> bool,
+) -> Result<(Lead, Map<String, Value>), AppError> {
     let mut new = kept.clone();
     let mut differing = Map::new();
     for f in fields::SYNCED {
@@ -92,8 +96,18 @@ fn absorb(
 ) -> Result<Written, AppError> {
     let (new, differing) = combine(kept, other, offered)?;
     let written = store::save_change(conn, ctx, kept, new, kind::MERGED)?;
-    let at = written.as_ref().map_or_else(crate::time::now, |w| w.lead.updated_at);
-    history::record(conn, &kept.id, kind::MERGED, &ctx.actor, &differing, Some(message), at)?;
+    let at = written
+        .as_ref()
+        .map_or_else(crate::time::now, |w| w.lead.updated_at);
+    history::record(
+        conn,
+        &kept.id,
+        kind::MERGED,
+        &ctx.actor,
+        &differing,
+        Some(message),
+        at,
+    )?;
     Ok(written.unwrap_or_else(|| Written {
         lead: kept.clone(),
         kind: crate::leads::ChangeKind::Updated,
@@ -132,14 +146,24 @@ pub fn place(
     origin: &str,
 ) -> Result<Outcome, AppError> {
     match dedup::find(conn, &lead)? {
-        None => Ok(Outcome { written: store::insert(conn, ctx, lead)?, duplicate_of: None }),
-        Some(Match { lead: existing, rule, score }) => {
+        None => Ok(Outcome {
+            written: store::insert(conn, ctx, lead)?,
+            duplicate_of: None,
+        }),
+        Some(Match {
+            lead: existing,
+            rule,
+            score,
+        }) => {
             let message = format!(
                 "merged a duplicate from {origin} (matched by {}, score {score:.2}); differing incoming values are in changes",
                 rule.as_str()
             );
             let written = absorb(conn, ctx, &existing, &lead, offered, &message)?;
-            Ok(Outcome { written, duplicate_of: Some((existing.id, rule)) })
+            Ok(Outcome {
+                written,
+                duplicate_of: Some((existing.id, rule)),
+            })
         }
     }
 }
@@ -157,11 +181,17 @@ pub fn merge_leads(
     let keep = store::get(conn, keep_id)?;
     let merge = store::get(conn, merge_id)?;
     if keep.id == merge.id {
-        return Err(AppError::validation("mergeId", "a lead cannot be merged into itself"));
+        return Err(AppError::validation(
+            "mergeId",
+            "a lead cannot be merged into itself",
+        ));
     }
     for (lead, field) in [(&keep, "keepId"), (&merge, "mergeId")] {
         if lead.deleted_at.is_some() {
-            return Err(AppError::Conflict(format!("lead {} ({field}) is deleted; restore it first", lead.id)));
+            return Err(AppError::Conflict(format!(
+                "lead {} ({field}) is deleted; restore it first",
+                lead.id
+            )));
         }
     }
     // Move what belongs to the person first, so the events recorded below stay where they belong.
@@ -185,7 +215,10 @@ pub fn merge_leads(
         .set(campaign_leads::lead_id.eq(&keep.id))
         .execute(conn)?;
 
-    let message = format!("lead {} merged into this one by hand; differing values of it are in changes", merge.id);
+    let message = format!(
+        "lead {} merged into this one by hand; differing values of it are in changes",
+        merge.id
+    );
     let kept = absorb(conn, ctx, &keep, &merge, |_| true, &message)?;
     let merged = store::delete(conn, ctx, &merge.id)?;
     history::record(
@@ -226,11 +259,24 @@ mod tests {
         assert_eq!(new.title.as_deref(), Some("CTO"));
         assert_eq!(new.phone.as_deref(), Some("+1 555 0100"));
         assert!(new.verified);
-        assert_eq!(new.email.as_deref(), Some("Jane@Acme.example"), "same email, other case: kept, not differing");
-        assert_eq!(differing.get("title"), Some(&serde_json::json!(["CTO", "CEO"])));
-        assert_eq!(differing.get("extra.Tag"), Some(&serde_json::json!(["a", "b"])));
+        assert_eq!(
+            new.email.as_deref(),
+            Some("Jane@Acme.example"),
+            "same email, other case: kept, not differing"
+        );
+        assert_eq!(
+            differing.get("title"),
+            Some(&serde_json::json!(["CTO", "CEO"]))
+        );
+        assert_eq!(
+            differing.get("extra.Tag"),
+            Some(&serde_json::json!(["a", "b"]))
+        );
         assert!(!differing.contains_key("email"));
-        assert_eq!(serde_json::from_str::<Value>(&new.extra).unwrap(), serde_json::json!({"Tag": "a", "Tier": 1}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&new.extra).unwrap(),
+            serde_json::json!({"Tag": "a", "Tier": 1})
+        );
         let (_, only_offered) = combine(&kept, &other, |f| f == "phone").unwrap();
         assert!(only_offered.is_empty());
     }

@@ -40,7 +40,13 @@ fn days(from: NaiveDateTime, to: NaiveDateTime) -> f64 {
 pub fn stages(lead: &Lead, events: &[LeadEvent], now: NaiveDateTime) -> Vec<Stage> {
     let mut sorted: Vec<&LeadEvent> = events
         .iter()
-        .filter(|e| e.lead_id == lead.id && matches!(e.kind.as_str(), kind::CREATED | kind::PULLED | kind::STATUS_CHANGED))
+        .filter(|e| {
+            e.lead_id == lead.id
+                && matches!(
+                    e.kind.as_str(),
+                    kind::CREATED | kind::PULLED | kind::STATUS_CHANGED
+                )
+        })
         .collect();
     sorted.sort_by_key(|e| (e.at, e.id));
     let mut out: Vec<Stage> = Vec::new();
@@ -49,24 +55,44 @@ pub fn stages(lead: &Lead, events: &[LeadEvent], now: NaiveDateTime) -> Vec<Stag
         if e.kind != kind::STATUS_CHANGED {
             if out.is_empty() {
                 let status = pair.map_or_else(|| "new".to_string(), |(_, new)| new);
-                out.push(Stage { status, entered_at: e.at, left_at: None, days: 0.0 });
+                out.push(Stage {
+                    status,
+                    entered_at: e.at,
+                    left_at: None,
+                    days: 0.0,
+                });
             }
             continue;
         }
         let Some((old, new)) = pair else { continue };
         if out.is_empty() {
             let status = old.clone().unwrap_or_else(|| "new".to_string());
-            out.push(Stage { status, entered_at: lead.created_at.min(e.at), left_at: None, days: 0.0 });
+            out.push(Stage {
+                status,
+                entered_at: lead.created_at.min(e.at),
+                left_at: None,
+                days: 0.0,
+            });
         }
         let Some(open) = out.last_mut() else { continue };
         if old.as_deref() != Some(open.status.as_str()) {
             continue;
         }
         open.left_at = Some(e.at);
-        out.push(Stage { status: new, entered_at: e.at, left_at: None, days: 0.0 });
+        out.push(Stage {
+            status: new,
+            entered_at: e.at,
+            left_at: None,
+            days: 0.0,
+        });
     }
     if out.is_empty() {
-        out.push(Stage { status: lead.status.clone(), entered_at: lead.created_at, left_at: None, days: 0.0 });
+        out.push(Stage {
+            status: lead.status.clone(),
+            entered_at: lead.created_at,
+            left_at: None,
+            days: 0.0,
+        });
     }
     for s in &mut out {
         s.days = days(s.entered_at, s.left_at.unwrap_or(now)).max(0.0);
@@ -79,7 +105,9 @@ mod tests {
     use super::*;
 
     fn at(h: i64) -> NaiveDateTime {
-        chrono::DateTime::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap().naive_utc()
+        chrono::DateTime::from_timestamp(1_700_000_000 + h * 3600, 0)
+            .unwrap()
+            .naive_utc()
     }
 
     fn ev(id: i64, kind: &str, changes: &str, h: i64) -> LeadEvent {
@@ -99,7 +127,12 @@ mod tests {
         let mut lead = crate::leads::store::blank("l".into(), at(0));
         lead.status = "contacted".into();
         let events = vec![
-            ev(4, "status_changed", r#"{"status":["scraped","contacted"]}"#, 36),
+            ev(
+                4,
+                "status_changed",
+                r#"{"status":["scraped","contacted"]}"#,
+                36,
+            ),
             ev(1, "created", r#"{"status":[null,"new"]}"#, 0),
             ev(2, "status_changed", r#"{"status":["new","scraped"]}"#, 12),
             ev(3, "status_changed", r#"{"status":["won","lost"]}"#, 20),

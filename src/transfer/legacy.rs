@@ -62,7 +62,10 @@ pub struct FileReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} has no .json files")]
     Empty(PathBuf),
 }
@@ -71,15 +74,25 @@ pub enum ImportError {
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|source| ImportError::Io { path: path.clone(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| ImportError::Io {
+            path: path.clone(),
+            source,
+        })?;
         if !meta.is_dir() {
             out.push(path.clone());
             continue;
         }
         let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| ImportError::Io { path: path.clone(), source })?
+            .map_err(|source| ImportError::Io {
+                path: path.clone(),
+                source,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("json")))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("json"))
+            })
             .collect();
         if found.is_empty() {
             return Err(ImportError::Empty(path.clone()));
@@ -109,7 +122,11 @@ pub fn import(
 
 /// `leadcache import`: imports with a progress bar and prints a summary per file and every
 /// skipped record. Fails (exit status 1) when a file failed as a whole.
-pub fn run_cli(config: &crate::config::Config, paths: &[PathBuf], dry_run: bool) -> anyhow::Result<()> {
+pub fn run_cli(
+    config: &crate::config::Config,
+    paths: &[PathBuf],
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let db = crate::app::open_database(config)?;
     let mut conn = db.conn()?;
     let ctx = WriteCtx {
@@ -118,12 +135,18 @@ pub fn run_cli(config: &crate::config::Config, paths: &[PathBuf], dry_run: bool)
         statuses: config.lead_statuses.clone(),
     };
     let progress = ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {per_sec} {wide_msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {pos}/{len} {per_sec} {wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
     let reports = import(&mut conn, &ctx, paths, dry_run, &progress)?;
-    let prefix = if dry_run { "dry run, nothing written: " } else { "" };
+    let prefix = if dry_run {
+        "dry run, nothing written: "
+    } else {
+        ""
+    };
     let mut any_failed = false;
     for r in &reports {
         let file = r.file.display();
@@ -136,7 +159,11 @@ pub fn run_cli(config: &crate::config::Config, paths: &[PathBuf], dry_run: bool)
             println!("  {file}: nothing imported: {fatal}");
         }
         for e in &r.errors {
-            let field = e.field.as_deref().map(|f| format!(" {f}:")).unwrap_or_default();
+            let field = e
+                .field
+                .as_deref()
+                .map(|f| format!(" {f}:"))
+                .unwrap_or_default();
             println!("  {file} #{}:{field} {}", e.index, e.message);
         }
     }
@@ -199,7 +226,10 @@ pub fn import_file(
     };
     report.records = records.len();
     progress.inc_length(records.len() as u64);
-    let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let outcome = conn.immediate_transaction::<FileReport, Abort, _>(|c| {
         let mut r = report.clone();
         let now = crate::time::now();
@@ -211,7 +241,11 @@ pub fn import_file(
                 Ok(false) => r.imported += 1,
                 Err(Skip::Invalid(field, message)) => {
                     r.failed += 1;
-                    r.errors.push(RecordError { index, field, message });
+                    r.errors.push(RecordError {
+                        index,
+                        field,
+                        message,
+                    });
                 }
                 Err(Skip::Fatal(e)) => return Err(Abort::Failed(e.to_string())),
             }
@@ -245,10 +279,17 @@ fn failed(
     report
 }
 
-fn log(conn: &mut SqliteConnection, r: &FileReport, started: chrono::NaiveDateTime) -> Result<(), AppError> {
+fn log(
+    conn: &mut SqliteConnection,
+    r: &FileReport,
+    started: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
     let mut errors = serde_json::to_value(&r.errors)?;
     if let (Some(fatal), Value::Array(list)) = (&r.fatal, &mut errors) {
-        list.insert(0, serde_json::json!({"index": null, "field": null, "message": fatal}));
+        list.insert(
+            0,
+            serde_json::json!({"index": null, "field": null, "message": fatal}),
+        );
     }
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     diesel::insert_into(import_log::table)
@@ -287,16 +328,29 @@ fn place(
     let legacy = convert(obj)?;
     let invalid = |e: AppError| match e {
         AppError::Validation { field, message } => {
-            let key = legacy.keys.iter().find(|(local, _)| *local == field).map(|(_, k)| k.clone());
+            let key = legacy
+                .keys
+                .iter()
+                .find(|(local, _)| *local == field)
+                .map(|(_, k)| k.clone());
             Skip::Invalid(Some(key.unwrap_or(field)), message)
         }
         other => Skip::Fatal(other),
     };
     let lead = store::build(ctx, &legacy.changes, now).map_err(invalid)?;
-    let outcome = merge::place(conn, ctx, lead, |f| legacy.changes.contains_key(f), origin).map_err(Skip::Fatal)?;
+    let outcome = merge::place(conn, ctx, lead, |f| legacy.changes.contains_key(f), origin)
+        .map_err(Skip::Fatal)?;
     for note in &legacy.notes {
-        history::record(conn, &outcome.written.lead.id, kind::NOTE, &ctx.actor, &Map::new(), Some(note), now)
-            .map_err(Skip::Fatal)?;
+        history::record(
+            conn,
+            &outcome.written.lead.id,
+            kind::NOTE,
+            &ctx.actor,
+            &Map::new(),
+            Some(note),
+            now,
+        )
+        .map_err(Skip::Fatal)?;
     }
     Ok(outcome.duplicate_of.is_some())
 }
@@ -312,7 +366,11 @@ struct Legacy {
 /// The local field a legacy key stands for (`notes` for notes, `first_name`/`last_name` for the
 /// parts of a name); `None`: unknown, kept in `extra`.
 pub fn local_field(key: &str) -> Option<&'static str> {
-    let k: String = key.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
+    let k: String = key
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
     Some(match k.as_str() {
         "name" | "fullname" | "contactname" | "personname" => "full_name",
         "firstname" | "givenname" => "first_name",
@@ -349,7 +407,9 @@ fn lenient(field: &str, v: &Value) -> Option<Value> {
     Some(match (fields::kind(field), v) {
         (Some(Kind::Text), Value::Number(n)) => Value::String(n.to_string()),
         (Some(Kind::Text), Value::Bool(b)) => Value::String(b.to_string()),
-        (Some(Kind::Text), Value::String(s)) if field == "status" => Value::String(s.trim().to_lowercase()),
+        (Some(Kind::Text), Value::String(s)) if field == "status" => {
+            Value::String(s.trim().to_lowercase())
+        }
         (Some(Kind::Number), Value::String(s)) => match s.trim().parse::<f64>() {
             Ok(x) => serde_json::Number::from_f64(x).map_or_else(|| v.clone(), Value::Number),
             Err(_) => v.clone(),
@@ -365,7 +425,11 @@ fn lenient(field: &str, v: &Value) -> Option<Value> {
 }
 
 fn convert(obj: &Map<String, Value>) -> Result<Legacy, Skip> {
-    let mut legacy = Legacy { changes: Map::new(), notes: Vec::new(), keys: Vec::new() };
+    let mut legacy = Legacy {
+        changes: Map::new(),
+        notes: Vec::new(),
+        keys: Vec::new(),
+    };
     let mut extra = Map::new();
     let (mut first, mut last) = (None, None);
     for (key, value) in obj {
@@ -385,17 +449,33 @@ fn convert(obj: &Map<String, Value>) -> Result<Legacy, Skip> {
                 };
                 for t in texts {
                     let Value::String(s) = t else {
-                        return Err(Skip::Invalid(Some(key.clone()), "notes must be text or a list of texts".into()));
+                        return Err(Skip::Invalid(
+                            Some(key.clone()),
+                            "notes must be text or a list of texts".into(),
+                        ));
                     };
                     if s.trim().is_empty() {
                         continue;
                     }
-                    let note = validate::note(s).map_err(|e| Skip::Invalid(Some(key.clone()), message(e)))?;
+                    let note = validate::note(s)
+                        .map_err(|e| Skip::Invalid(Some(key.clone()), message(e)))?;
                     legacy.notes.push(note.to_string());
                 }
             }
-            "first_name" => first = value.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
-            "last_name" => last = value.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+            "first_name" => {
+                first = value
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            }
+            "last_name" => {
+                last = value
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            }
             _ => {
                 if let Some(v) = lenient(field, value) {
                     legacy.changes.insert(field.to_string(), v);
@@ -404,9 +484,15 @@ fn convert(obj: &Map<String, Value>) -> Result<Legacy, Skip> {
         }
     }
     if !legacy.changes.contains_key("full_name") {
-        let name = [first, last].into_iter().flatten().collect::<Vec<_>>().join(" ");
+        let name = [first, last]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
         if !name.is_empty() {
-            legacy.changes.insert("full_name".into(), Value::String(name));
+            legacy
+                .changes
+                .insert("full_name".into(), Value::String(name));
         }
     }
     if !extra.is_empty() {
@@ -444,14 +530,21 @@ mod tests {
             "first_name": "Jane", "last_name": "Doe", "score": "42", "verified": "yes", "status": " Contacted ",
             "phone": 5550100, "notes": ["first", " "], "favourite_colour": "blue", "email": ""
         });
-        let Value::Object(obj) = obj else { unreachable!() };
-        let Ok(l) = convert(&obj) else { panic!("convert") };
+        let Value::Object(obj) = obj else {
+            unreachable!()
+        };
+        let Ok(l) = convert(&obj) else {
+            panic!("convert")
+        };
         assert_eq!(l.changes["full_name"], "Jane Doe");
         assert_eq!(l.changes["score"], 42.0);
         assert_eq!(l.changes["verified"], true);
         assert_eq!(l.changes["status"], "contacted");
         assert_eq!(l.changes["phone"], "5550100");
-        assert_eq!(l.changes["extra"], serde_json::json!({"favourite_colour": "blue"}));
+        assert_eq!(
+            l.changes["extra"],
+            serde_json::json!({"favourite_colour": "blue"})
+        );
         assert!(!l.changes.contains_key("email"));
         assert_eq!(l.notes, ["first"]);
     }
