@@ -101,6 +101,16 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import legacy JSON lead files (arrays of lead objects; a folder means its *.json files):
+    /// validation, duplicate merging, one transaction per file, import_log.
+    Import {
+        /// Files or folders.
+        #[arg(required = true, value_name = "FILE_OR_FOLDER")]
+        paths: Vec<std::path::PathBuf>,
+        /// Show what would be imported, merged and rejected; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Sync with Airtable now: pull (changes), full (everything), push, sweep (deletions), status.
     Sync {
         #[arg(value_enum, default_value_t = SyncWhat::Status)]
@@ -199,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::airtable::sim::run_cli(args))
         }
+        Command::Import { paths, dry_run } => crate::transfer::legacy::run_cli(&config, &paths, dry_run),
     }
 }
 

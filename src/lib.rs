@@ -26,3 +26,6 @@ pub mod app;
 pub mod cli;
 pub mod maintenance;
 pub mod sync;
+pub mod campaigns;
+pub mod report;
+pub mod transfer;

@@ -109,7 +109,7 @@ pub struct Campaign {
     pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = campaign_leads, check_for_backend(diesel::sqlite::Sqlite), treat_none_as_null = true)]
 pub struct CampaignLead {
     pub campaign_id: String,

@@ -1,10 +1,13 @@
 //! The GraphQL API (SPEC §6). [`schema`] builds it once, for the server, the tests and
 //! `leadcache schema` alike.
 
+pub mod campaigns;
+pub mod duplicates;
 pub mod inputs;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod report;
 pub mod subscription;
 pub mod sync;
 pub mod types;
@@ -19,11 +22,22 @@ use crate::state::AppState;
 /// All queries. Each area adds its own object here (`#[derive(Default)] struct XQuery` with an
 /// `#[Object] impl`), so areas live in their own files.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct QueryRoot(query::LeadsQuery, sync::SyncQuery);
+pub struct QueryRoot(
+    query::LeadsQuery,
+    sync::SyncQuery,
+    duplicates::DuplicatesQuery,
+    campaigns::CampaignsQuery,
+    report::ReportQuery,
+);
 
 /// All mutations, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::LeadsMutation, sync::SyncMutation);
+pub struct MutationRoot(
+    mutation::LeadsMutation,
+    sync::SyncMutation,
+    duplicates::DuplicatesMutation,
+    campaigns::CampaignsMutation,
+);
 
 /// All subscriptions, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedSubscription, Default)]

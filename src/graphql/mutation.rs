@@ -9,7 +9,9 @@ use crate::error::{AppError, AppResult, GqlResultExt};
 use crate::graphql::inputs::{EnrichmentInput, LeadInput, LeadPatch};
 use crate::graphql::types::*;
 use crate::graphql::{caller, state};
-use crate::leads::{WriteCtx, Written, store};
+use crate::graphql::duplicates::DuplicateRule;
+use crate::leads::dedup::Rule;
+use crate::leads::{WriteCtx, Written, merge, store};
 
 /// Most leads one `createLeads` call takes.
 pub const MAX_BATCH: usize = 5000;
@@ -32,17 +34,46 @@ where
     Ok(written)
 }
 
+fn split(duplicate_of: Option<(String, Rule)>) -> (Option<ID>, Option<DuplicateRule>) {
+    match duplicate_of {
+        Some((id, rule)) => (Some(ID(id)), Some(rule.into())),
+        None => (None, None),
+    }
+}
+
 #[Object]
 impl LeadsMutation {
-    /// Creates a lead (queued for Airtable).
+    /// Creates a lead (queued for Airtable). A duplicate of a live lead (same LinkedIn profile,
+    /// same email, or name and company at least 85 % alike) is merged into it instead: its empty
+    /// fields are filled, differing values are kept in a `merged` event, and the payload says
+    /// `created: false`, `duplicateOf` and `matchedBy`.
     async fn create_lead(&self, ctx: &Context<'_>, input: LeadInput) -> async_graphql::Result<CreateLeadPayload> {
+        let caller = caller(ctx)?;
+        caller.require(Role::Write).gql()?;
+        let state = state(ctx);
+        let wctx = state.write_ctx(&caller.name);
         let changes = input.into_changes();
-        let w = write_lead(ctx, move |c, w| store::create(c, w, &changes)).await?;
-        Ok(CreateLeadPayload { lead: Lead(w.lead), created: true, duplicate_of: None, matched_by: None })
+        let outcome = state
+            .db
+            .write(move |c| merge::create_or_merge(c, &wctx, &changes, crate::time::now(), "createLead"))
+            .await
+            .gql()?;
+        if !outcome.written.changed_fields.is_empty() || outcome.duplicate_of.is_none() {
+            state.bus.publish(&outcome.written, &caller.name);
+            state.lead_written();
+        }
+        let (duplicate_of, matched_by) = split(outcome.duplicate_of);
+        Ok(CreateLeadPayload {
+            lead: Lead(outcome.written.lead),
+            created: duplicate_of.is_none(),
+            duplicate_of,
+            matched_by,
+        })
     }
 
     /// Creates many leads in one transaction. Invalid inputs are reported per item and store
-    /// nothing; with `allOrNothing: true` one invalid input rejects the whole call.
+    /// nothing; with `allOrNothing: true` one invalid input rejects the whole call. Duplicates
+    /// are merged as in `createLead`, also duplicates of an earlier input of the same call.
     async fn create_leads(
         &self,
         ctx: &Context<'_>,
@@ -62,7 +93,7 @@ impl LeadsMutation {
         let wctx = state.write_ctx(&caller.name);
         let all_or_nothing = all_or_nothing.unwrap_or(false);
         let changes: Vec<_> = inputs.into_iter().map(LeadInput::into_changes).collect();
-        let outcome: Vec<Result<Written, AppError>> = state
+        let outcome: Vec<Result<merge::Outcome, AppError>> = state
             .db
             .write(move |c| {
                 let now = crate::time::now();
@@ -73,10 +104,15 @@ impl LeadsMutation {
                         format!("{e} (allOrNothing: nothing was stored)"),
                     ));
                 }
+                // One at a time in input order: an input that duplicates an earlier one of this
+                // call finds it stored already and is merged into it.
                 let mut out = Vec::with_capacity(built.len());
-                for b in built {
+                for (i, (b, ch)) in built.into_iter().zip(&changes).enumerate() {
                     out.push(match b {
-                        Ok(lead) => Ok(store::insert(c, &wctx, lead)?),
+                        Ok(lead) => {
+                            let origin = format!("createLeads input {i}");
+                            Ok(merge::place(c, &wctx, lead, |f| ch.contains_key(f), &origin)?)
+                        }
                         Err(e) => Err(e),
                     });
                 }
@@ -88,15 +124,22 @@ impl LeadsMutation {
         for (i, r) in outcome.into_iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
             match r {
-                Ok(w) => {
-                    state.bus.publish(&w, &caller.name);
-                    payload.created += 1;
+                Ok(o) => {
+                    if !o.written.changed_fields.is_empty() || o.duplicate_of.is_none() {
+                        state.bus.publish(&o.written, &caller.name);
+                    }
+                    let (duplicate_of, matched_by) = split(o.duplicate_of);
+                    if duplicate_of.is_some() {
+                        payload.merged += 1;
+                    } else {
+                        payload.created += 1;
+                    }
                     payload.results.push(BulkItemResult {
                         index,
-                        lead: Some(Lead(w.lead)),
-                        created: true,
-                        duplicate_of: None,
-                        matched_by: None,
+                        lead: Some(Lead(o.written.lead)),
+                        created: duplicate_of.is_none(),
+                        duplicate_of,
+                        matched_by,
                         error: None,
                         error_field: None,
                     });
@@ -119,7 +162,7 @@ impl LeadsMutation {
                 }
             }
         }
-        if payload.created > 0 {
+        if payload.created + payload.merged > 0 {
             state.lead_written();
         }
         Ok(payload)

@@ -197,11 +197,39 @@ impl Lead {
         let rows = ctx.data_unchecked::<DataLoader<EnrichmentsLoader>>().load_one(self.0.id.clone()).await?;
         Ok(rows.unwrap_or_default().into_iter().map(Enrichment).collect())
     }
+    /// The lead's way through the pipeline, oldest stage first, from its `created` and
+    /// `status_changed` history (see `leads::pipeline`).
+    async fn stages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Stage>> {
+        let events = ctx.data_unchecked::<DataLoader<EventsLoader>>().load_one(self.0.id.clone()).await?;
+        let stages = crate::leads::pipeline::stages(&self.0, &events.unwrap_or_default(), crate::time::now());
+        Ok(stages
+            .into_iter()
+            .map(|s| Stage {
+                status: s.status,
+                entered_at: to_utc(s.entered_at),
+                left_at: s.left_at.map(to_utc),
+                days: s.days,
+            })
+            .collect())
+    }
     /// Campaigns this lead is part of.
     async fn campaigns(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CampaignMembership>> {
         let rows = ctx.data_unchecked::<DataLoader<CampaignsLoader>>().load_one(self.0.id.clone()).await?;
         Ok(rows.unwrap_or_default())
     }
+}
+
+/// A stay of a lead in one pipeline status.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Stage {
+    /// The status.
+    pub status: String,
+    /// When the lead entered it.
+    pub entered_at: DateTime<Utc>,
+    /// When it left (null: still there).
+    pub left_at: Option<DateTime<Utc>>,
+    /// Days spent in it (so far, for the current stage).
+    pub days: f64,
 }
 
 /// One change in a lead's history.
@@ -343,8 +371,8 @@ pub struct CreateLeadPayload {
     pub created: bool,
     /// The existing lead the input duplicated.
     pub duplicate_of: Option<ID>,
-    /// The rule that matched: LINKEDIN, EMAIL or NAME_COMPANY.
-    pub matched_by: Option<String>,
+    /// The rule that matched.
+    pub matched_by: Option<crate::graphql::duplicates::DuplicateRule>,
 }
 
 /// One input of `createLeads`.
@@ -359,7 +387,7 @@ pub struct BulkItemResult {
     /// The existing lead the input duplicated.
     pub duplicate_of: Option<ID>,
     /// The rule that matched.
-    pub matched_by: Option<String>,
+    pub matched_by: Option<crate::graphql::duplicates::DuplicateRule>,
     /// Why the input was rejected.
     pub error: Option<String>,
     /// The field that was wrong.

@@ -2,9 +2,12 @@
 //! Everything here is synchronous diesel code meant to run inside `Db::run`/`Db::write`.
 
 pub mod fields;
+pub mod dedup;
 pub mod history;
 pub mod keys;
+pub mod merge;
 pub mod outbox;
+pub mod pipeline;
 pub mod query;
 pub mod search;
 pub mod store;

@@ -5,4 +5,5 @@ mod support;
 mod airtable;
 mod leads;
 mod schema;
+mod dedup;
 mod sync;

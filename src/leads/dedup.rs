@@ -1,0 +1,399 @@
+//! Duplicate detection (SPEC §11): is a new or imported lead one we already have?
+//!
+//! The rules, tried in this order; the first that finds a live (not deleted) lead wins:
+//!
+//! 1. `LINKEDIN`: the same normalised LinkedIn profile (`keys::linkedin_key`), an index lookup.
+//! 2. `EMAIL`: the same email, trimmed and lower-cased (`keys::email_key`), an index lookup.
+//! 3. `NAME_COMPANY`: name *and* company each at least [`THRESHOLD`] similar, after
+//!    normalising case, accents, punctuation and legal suffixes (`keys::name_company_key`).
+//!    Two leads whose LinkedIn profiles are both known and differ are different people, however
+//!    alike their names: such a candidate is skipped.
+//!
+//! **Similarity** is [`strsim::normalized_levenshtein`] (1 - edit distance / longer length). We
+//! chose it over Jaro-Winkler because Jaro-Winkler rewards a shared prefix: "acme labs" and
+//! "acme systems" (two different companies) score about 0.88 with it, while a real typo ("jon
+//! smith" / "john smith", 0.90) scores well with both. An edit ratio treats both ends of a name
+//! alike and is what people mean by "85 % the same".
+//!
+//! **Blocking**: fuzzy matching never looks at every lead. A lead's candidates come from two range
+//! scans of partial indexes over live leads (migration `duplicate_blocking`):
+//! - same `company_key` and a name starting with the same letter (catches typos in names), and
+//! - exactly the same normalised name at any company (catches "Acme Labs" / "Acme Lab").
+//!
+//! Each block is capped at [`BLOCK_LIMIT`] rows. A pair with a typo in both the name's first
+//! letter and the company is not found; that is the price of never scanning.
+//!
+//! Merging (what happens once a match is found) lives in `crate::leads::merge`.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use crate::db::models::Lead;
+use crate::db::schema::leads;
+use crate::error::AppError;
+
+/// Name and company must each be at least this similar.
+pub const THRESHOLD: f64 = 0.85;
+/// Most candidates read from one block.
+pub const BLOCK_LIMIT: i64 = 1000;
+
+/// Which rule found a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    Linkedin,
+    Email,
+    NameCompany,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Linkedin => "LINKEDIN",
+            Rule::Email => "EMAIL",
+            Rule::NameCompany => "NAME_COMPANY",
+        }
+    }
+}
+
+/// An existing lead that a lead duplicates.
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub lead: Lead,
+    pub rule: Rule,
+    /// 1.0 for the exact rules; the lower of name and company similarity for `NAME_COMPANY`.
+    pub score: f64,
+}
+
+/// Similarity of two normalised strings, 0..=1.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    strsim::normalized_levenshtein(a, b)
+}
+
+/// The `NAME_COMPANY` score of two `name|company` keys: the lower of the two similarities.
+pub fn name_company_score(a: &str, b: &str) -> Option<f64> {
+    let (an, ac) = a.split_once('|')?;
+    let (bn, bc) = b.split_once('|')?;
+    Some(similarity(an, bn).min(similarity(ac, bc)))
+}
+
+/// Whether two leads are known to be different people (both LinkedIn profiles known, different).
+pub fn contradicts(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if x != y)
+}
+
+fn live() -> leads::BoxedQuery<'static, diesel::sqlite::Sqlite> {
+    leads::table
+        .filter(leads::deleted_at.is_null())
+        .into_boxed()
+}
+
+/// The existing live lead that `lead` duplicates, if any. `lead` itself (same id) is never its
+/// own duplicate, so this works for stored leads too.
+pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, AppError> {
+    if let Some(key) = &lead.linkedin_key {
+        let found: Option<Lead> = live()
+            .filter(leads::linkedin_key.eq(key.clone()))
+            .filter(leads::id.ne(lead.id.clone()))
+            .order(leads::rid)
+            .select(Lead::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(found) = found {
+            return Ok(Some(Match {
+                lead: found,
+                rule: Rule::Linkedin,
+                score: 1.0,
+            }));
+        }
+    }
+    if let Some(key) = &lead.email_key {
+        let found: Option<Lead> = live()
+            .filter(leads::email_key.eq(key.clone()))
+            .filter(leads::id.ne(lead.id.clone()))
+            .order(leads::rid)
+            .select(Lead::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(found) = found {
+            return Ok(Some(Match {
+                lead: found,
+                rule: Rule::Email,
+                score: 1.0,
+            }));
+        }
+    }
+    let (Some(key), Some(company)) = (&lead.name_company_key, &lead.company_key) else {
+        return Ok(None);
+    };
+    let mut scored: Vec<(f64, i64)> = candidates(conn, key, company)?
+        .into_iter()
+        .filter_map(|(rid, other)| name_company_score(key, &other).map(|s| (s, rid)))
+        .filter(|(s, _)| *s >= THRESHOLD)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (score, rid) in scored {
+        let found: Lead = leads::table
+            .filter(leads::rid.eq(rid))
+            .select(Lead::as_select())
+            .first(conn)?;
+        if found.id == lead.id
+            || contradicts(found.linkedin_key.as_deref(), lead.linkedin_key.as_deref())
+        {
+            continue;
+        }
+        return Ok(Some(Match {
+            lead: found,
+            rule: Rule::NameCompany,
+            score,
+        }));
+    }
+    Ok(None)
+}
+
+/// The two blocks of a `name|company` key: `(rid, name_company_key)` of live leads.
+fn candidates(
+    conn: &mut SqliteConnection,
+    key: &str,
+    company: &str,
+) -> Result<Vec<(i64, String)>, AppError> {
+    let name = key.split_once('|').map_or(key, |(n, _)| n);
+    let mut out: Vec<(i64, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    // Same company, name starting with the same letter (normalised names are ASCII).
+    if let Some(first) = name.chars().next() {
+        let lo = first.to_string();
+        let hi = char::from_u32(first as u32 + 1)
+            .map(String::from)
+            .unwrap_or_else(|| "\u{7f}".into());
+        let rows: Vec<(i64, Option<String>)> = live()
+            .filter(leads::company_key.eq(company.to_string()))
+            .filter(leads::name_company_key.ge(lo))
+            .filter(leads::name_company_key.lt(hi))
+            .select((leads::rid, leads::name_company_key))
+            .limit(BLOCK_LIMIT)
+            .load(conn)?;
+        for (rid, k) in rows {
+            if let Some(k) = k
+                && seen.insert(rid)
+            {
+                out.push((rid, k));
+            }
+        }
+    }
+    // Same name, any company: `name|` <= key < `name}` ('}' follows '|').
+    let rows: Vec<(i64, Option<String>)> = live()
+        .filter(leads::name_company_key.ge(format!("{name}|")))
+        .filter(leads::name_company_key.lt(format!("{name}}}")))
+        .select((leads::rid, leads::name_company_key))
+        .limit(BLOCK_LIMIT)
+        .load(conn)?;
+    for (rid, k) in rows {
+        if let Some(k) = k
+            && seen.insert(rid)
+        {
+            out.push((rid, k));
+        }
+    }
+    Ok(out)
+}
+
+/// A pair of live leads that look alike (`duplicateCandidates`).
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub a: Lead,
+    pub b: Lead,
+    pub rule: Rule,
+    pub score: f64,
+}
+
+/// How many following leads of a sorted block each lead is compared with (sorted neighbourhood):
+/// bounds the work of a huge block (thousands of leads at one company) to `n * WINDOW`.
+pub const WINDOW: usize = 50;
+
+/// Pairs of live leads that look alike, exact rules first (LinkedIn, then email), then
+/// `NAME_COMPANY` by score, highest first; at most `first`. Nothing is merged.
+///
+/// Exact pairs come from self-joins on the indexed keys. Fuzzy pairs come from one read of the
+/// live leads' keys, grouped in memory by the same two blocks as [`find`], each block sorted by
+/// name and compared within a window of [`WINDOW`].
+pub fn candidate_pairs(conn: &mut SqliteConnection, first: usize) -> Result<Vec<Pair>, AppError> {
+    let mut pairs: Vec<(i64, i64, Rule, f64)> = Vec::new();
+    let mut seen: HashSet<(i64, i64)> = HashSet::new();
+    for (rule, column) in [(Rule::Linkedin, "linkedin_key"), (Rule::Email, "email_key")] {
+        if pairs.len() >= first {
+            break;
+        }
+        let sql = format!(
+            "SELECT a.rid AS a, b.rid AS b FROM leads a JOIN leads b ON b.{column} = a.{column} AND b.rid > a.rid \
+             WHERE a.{column} IS NOT NULL AND a.deleted_at IS NULL AND b.deleted_at IS NULL ORDER BY a.rid, b.rid LIMIT {}",
+            first.saturating_mul(2)
+        );
+        for p in diesel::sql_query(sql).load::<RidPair>(conn)? {
+            if seen.insert((p.a, p.b)) {
+                pairs.push((p.a, p.b, rule, 1.0));
+            }
+        }
+    }
+    pairs.truncate(first);
+    if pairs.len() < first {
+        let mut fuzzy = fuzzy_pairs(conn, &seen)?;
+        fuzzy.sort_by(|x, y| y.3.total_cmp(&x.3).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
+        pairs.extend(fuzzy.into_iter().take(first - pairs.len()));
+    }
+    let rids: Vec<i64> = pairs.iter().flat_map(|p| [p.0, p.1]).collect();
+    let loaded: Vec<(i64, Lead)> = leads::table
+        .filter(leads::rid.eq_any(&rids))
+        .select((leads::rid, Lead::as_select()))
+        .load(conn)?;
+    let by_rid: std::collections::HashMap<i64, Lead> = loaded.into_iter().collect();
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(a, b, rule, score)| {
+            Some(Pair {
+                a: by_rid.get(&a)?.clone(),
+                b: by_rid.get(&b)?.clone(),
+                rule,
+                score,
+            })
+        })
+        .collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct RidPair {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    a: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    b: i64,
+}
+
+struct KeyRow {
+    rid: i64,
+    key: String,
+    name: String,
+    company: String,
+    linkedin: Option<String>,
+}
+
+fn fuzzy_pairs(
+    conn: &mut SqliteConnection,
+    exact: &HashSet<(i64, i64)>,
+) -> Result<Vec<(i64, i64, Rule, f64)>, AppError> {
+    let rows: Vec<(i64, Option<String>, Option<String>)> = live()
+        .filter(leads::name_company_key.is_not_null())
+        .select((leads::rid, leads::name_company_key, leads::linkedin_key))
+        .load(conn)?;
+    let mut keys: Vec<KeyRow> = rows
+        .into_iter()
+        .filter_map(|(rid, key, linkedin)| {
+            let key = key?;
+            let (name, company) = key.split_once('|')?;
+            let (name, company) = (name.to_string(), company.to_string());
+            Some(KeyRow {
+                rid,
+                key,
+                name,
+                company,
+                linkedin,
+            })
+        })
+        .collect();
+    let mut found: Vec<(i64, i64, Rule, f64)> = Vec::new();
+    let mut seen: HashSet<(i64, i64)> = exact.clone();
+    // Block 1: same company, same first letter of the name; sorted by name within.
+    keys.sort_by(|a, b| {
+        (
+            a.company.as_str(),
+            a.name.as_bytes().first(),
+            a.name.as_str(),
+        )
+            .cmp(&(
+                b.company.as_str(),
+                b.name.as_bytes().first(),
+                b.name.as_str(),
+            ))
+    });
+    compare_blocks(
+        &keys,
+        |r| (r.company.clone(), r.name.bytes().next()),
+        &mut seen,
+        &mut found,
+    );
+    // Block 2: same name, any company; sorted by company within.
+    keys.sort_by(|a, b| {
+        (a.name.as_str(), a.company.as_str()).cmp(&(b.name.as_str(), b.company.as_str()))
+    });
+    compare_blocks(&keys, |r| (r.name.clone(), None), &mut seen, &mut found);
+    Ok(found)
+}
+
+fn compare_blocks(
+    keys: &[KeyRow],
+    block: impl Fn(&KeyRow) -> (String, Option<u8>),
+    seen: &mut HashSet<(i64, i64)>,
+    found: &mut Vec<(i64, i64, Rule, f64)>,
+) {
+    let mut start = 0;
+    while start < keys.len() {
+        let b = block(&keys[start]);
+        let mut end = start + 1;
+        while end < keys.len() && block(&keys[end]) == b {
+            end += 1;
+        }
+        let group = &keys[start..end];
+        for (i, x) in group.iter().enumerate() {
+            for y in group.iter().skip(i + 1).take(WINDOW) {
+                let pair = (x.rid.min(y.rid), x.rid.max(y.rid));
+                if seen.contains(&pair) || contradicts(x.linkedin.as_deref(), y.linkedin.as_deref())
+                {
+                    continue;
+                }
+                if let Some(score) = name_company_score(&x.key, &y.key)
+                    && score >= THRESHOLD
+                {
+                    seen.insert(pair);
+                    found.push((pair.0, pair.1, Rule::NameCompany, score));
+                }
+            }
+        }
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_is_inclusive_and_exact() {
+        // 1 - 3/20 = 0.85 exactly: a match. 1 - 3/19 = 0.842: not.
+        let twenty = "abcdefghijklmnopqrst";
+        assert_eq!(similarity(twenty, "abcdefghijklmnopqXYZ"), 0.85);
+        assert!(
+            name_company_score(&format!("{twenty}|acme"), "abcdefghijklmnopqXYZ|acme").unwrap()
+                >= THRESHOLD
+        );
+        let nineteen = "abcdefghijklmnopqrs";
+        assert!(similarity(nineteen, "abcdefghijklmnopXYZ") < THRESHOLD);
+    }
+
+    #[test]
+    fn levenshtein_tells_companies_with_a_shared_word_apart() {
+        assert!(similarity("acme labs", "acme systems") < THRESHOLD);
+        assert!(similarity("jon smith", "john smith") >= THRESHOLD);
+        assert_eq!(
+            name_company_score("jane doe|acme", "jane doe|globex"),
+            Some(similarity("acme", "globex"))
+        );
+        assert_eq!(name_company_score("jane doe", "jane doe|acme"), None);
+    }
+
+    #[test]
+    fn a_different_known_profile_is_a_different_person() {
+        assert!(contradicts(Some("in/a"), Some("in/b")));
+        assert!(!contradicts(Some("in/a"), None));
+        assert!(!contradicts(Some("in/a"), Some("in/a")));
+    }
+}

@@ -1,0 +1,487 @@
+//! Duplicate detection and merging (SPEC §11): each rule with positive and negative cases, the
+//! 0.85 boundary, the merge field rules, duplicates inside one `createLeads` call, `mergeLeads`
+//! with its outbox rows, and `duplicateCandidates` over leads that were stored without merging.
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const CREATE: &str = "mutation($i: LeadInput!) { createLead(input: $i) { created duplicateOf matchedBy \
+    lead { id fullName email phone title company linkedinUrl version } } }";
+
+async fn create(app: &TestApp, input: Value) -> Value {
+    app.ok(CREATE, json!({"i": input})).await["createLead"].clone()
+}
+
+async fn events(app: &TestApp, id: &str) -> Vec<Value> {
+    let q = "query($id: ID!) { lead(id: $id) { events { kind changes message } } }";
+    app.ok(q, json!({"id": id})).await["lead"]["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Stores a lead without duplicate detection, as a pull from Airtable does.
+async fn store_as_pulled(app: &TestApp, input: Value) -> String {
+    let ctx = app.state().write_ctx("airtable");
+    let Value::Object(changes) = input else {
+        panic!("object")
+    };
+    app.db()
+        .write(move |c| {
+            let lead = leadcache::leads::store::build(&ctx, &changes, leadcache::time::now())?;
+            Ok(leadcache::leads::store::insert(c, &ctx, lead)?.lead.id)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn linkedin_url_variants_are_one_person_other_profiles_are_not() {
+    let app = TestApp::start().await;
+    let first = create(
+        &app,
+        json!({"fullName": "Jane Doe", "linkedinUrl": "https://www.linkedin.com/in/Jane-Doe/"}),
+    )
+    .await;
+    let id = first["lead"]["id"].as_str().unwrap();
+    for url in [
+        "linkedin.com/in/jane-doe?trk=abc",
+        "https://de.linkedin.com/in/JANE-DOE#about",
+    ] {
+        let r = create(&app, json!({"fullName": "J. Doe", "linkedinUrl": url})).await;
+        assert_eq!(r["created"], false, "{url}");
+        assert_eq!(r["duplicateOf"], id);
+        assert_eq!(r["matchedBy"], "LINKEDIN");
+        assert_eq!(r["lead"]["id"], id, "the payload carries the existing lead");
+    }
+    let other = create(
+        &app,
+        json!({"fullName": "Jane Doe", "linkedinUrl": "https://www.linkedin.com/in/jane-doe-2"}),
+    )
+    .await;
+    assert_eq!(
+        other["created"], true,
+        "another profile is another person even with the same name"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 2);
+}
+
+#[tokio::test]
+async fn email_matches_whatever_its_case_and_spaces() {
+    let app = TestApp::start().await;
+    let first = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "Jane@Acme.example"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "Janet Doe-Smith", "email": "  jane@ACME.example "}),
+    )
+    .await;
+    assert_eq!(r["created"], false);
+    assert_eq!(r["matchedBy"], "EMAIL");
+    assert_eq!(r["duplicateOf"], first["lead"]["id"]);
+    let r = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "jane@acme2.example"}),
+    )
+    .await;
+    assert_eq!(
+        r["created"], true,
+        "another email, no company: not a duplicate"
+    );
+}
+
+#[tokio::test]
+async fn name_and_company_similarity_at_the_085_boundary() {
+    use leadcache::leads::dedup::{THRESHOLD, similarity};
+    // 3 edits over 20 characters: exactly 0.85, a match.
+    assert_eq!(
+        similarity("christopher anderson", "christoffer andersen"),
+        THRESHOLD
+    );
+    // 3 edits over 21: 0.857, just above.
+    assert!(similarity("alexandra richardson", "aleksandra richardsen") > THRESHOLD);
+    // 3 edits over 18: 0.833, just below.
+    assert!(similarity("stephanie robinson", "stefanie robinsen") < THRESHOLD);
+
+    let app = TestApp::start().await;
+    let chris = create(
+        &app,
+        json!({"fullName": "Christopher Anderson", "company": "Globex Inc"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "Christoffer Andersen", "company": "GLOBEX, Inc."}),
+    )
+    .await;
+    assert_eq!(
+        (r["created"].clone(), r["matchedBy"].clone()),
+        (json!(false), json!("NAME_COMPANY"))
+    );
+    assert_eq!(r["duplicateOf"], chris["lead"]["id"]);
+
+    create(
+        &app,
+        json!({"fullName": "Alexandra Richardson", "company": "Initech"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "Aleksandra Richardsen", "company": "Initech Ltd"}),
+    )
+    .await;
+    assert_eq!(r["created"], false, "just above the threshold");
+
+    create(
+        &app,
+        json!({"fullName": "Stephanie Robinson", "company": "Initech"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "Stefanie Robinsen", "company": "Initech"}),
+    )
+    .await;
+    assert_eq!(r["created"], true, "just below the threshold");
+
+    // Accents, case and punctuation do not matter.
+    create(
+        &app,
+        json!({"fullName": "José Müller", "company": "Nakatomi"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "JOSE MULLER", "company": "nakatomi gmbh"}),
+    )
+    .await;
+    assert_eq!(r["matchedBy"], "NAME_COMPANY");
+}
+
+#[tokio::test]
+async fn same_or_common_names_at_other_companies_are_different_people() {
+    let app = TestApp::start().await;
+    create(
+        &app,
+        json!({"fullName": "Christopher Anderson", "company": "Globex"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "Christopher Anderson", "company": "Umbrella Corp"}),
+    )
+    .await;
+    assert_eq!(r["created"], true, "same name at another company");
+    create(
+        &app,
+        json!({"fullName": "John Smith", "company": "Acme Labs"}),
+    )
+    .await;
+    let r = create(
+        &app,
+        json!({"fullName": "John Smith", "company": "Acme Systems"}),
+    )
+    .await;
+    assert_eq!(
+        r["created"], true,
+        "a common name at a company sharing a word"
+    );
+    let r = create(&app, json!({"fullName": "John Smith"})).await;
+    assert_eq!(
+        r["created"], true,
+        "no company: the fuzzy rule does not apply"
+    );
+    // Same name and company but two known, different LinkedIn profiles: two people.
+    create(&app, json!({"fullName": "Ana Silva", "company": "Hooli", "linkedinUrl": "linkedin.com/in/ana-silva-1"})).await;
+    let r = create(&app, json!({"fullName": "Ana Silva", "company": "Hooli", "linkedinUrl": "linkedin.com/in/ana-silva-2"})).await;
+    assert_eq!(r["created"], true);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 7);
+}
+
+#[tokio::test]
+async fn a_merge_fills_empty_fields_and_keeps_differing_values_in_an_event() {
+    let app = TestApp::start().await;
+    let first = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "jane@acme.example", "title": "CTO"}),
+    )
+    .await;
+    let id = first["lead"]["id"].as_str().unwrap();
+    let r = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "JANE@acme.example", "title": "CEO", "phone": "+1 555 0100", "company": "Acme"}),
+    )
+    .await;
+    let lead = &r["lead"];
+    assert_eq!(lead["title"], "CTO", "a differing value is not applied");
+    assert_eq!(lead["phone"], "+1 555 0100", "an empty field is filled");
+    assert_eq!(lead["company"], "Acme");
+    assert_eq!(
+        lead["email"], "jane@acme.example",
+        "the same email in another case is not a difference"
+    );
+    assert_eq!(lead["version"], 2);
+    let ev = events(&app, id).await;
+    assert_eq!(ev[0]["kind"], "merged");
+    assert_eq!(
+        ev[0]["changes"],
+        json!({"title": ["CTO", "CEO"]}),
+        "the incoming value is kept"
+    );
+    assert!(
+        ev[0]["message"].as_str().unwrap().contains("EMAIL"),
+        "{:?}",
+        ev[0]
+    );
+    assert_eq!(ev[1]["kind"], "merged");
+    assert_eq!(ev[1]["changes"]["phone"], json!([null, "+1 555 0100"]));
+    let fields: String = app
+        .db()
+        .run(|c| {
+            Ok(leadcache::leads::outbox::list(c, None, 10)?[0]
+                .fields
+                .clone())
+        })
+        .await
+        .unwrap();
+    assert!(
+        fields.contains("phone") && fields.contains("company"),
+        "{fields}"
+    );
+    // A duplicate that brings nothing new changes nothing but is still recorded.
+    let r = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "jane@acme.example"}),
+    )
+    .await;
+    assert_eq!(r["lead"]["version"], 2);
+    assert_eq!(
+        events(&app, id)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "merged")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn duplicates_inside_one_create_leads_call_are_merged() {
+    let app = TestApp::start().await;
+    let q = "mutation($i: [LeadInput!]!) { createLeads(inputs: $i) { created merged failed \
+        results { index created duplicateOf matchedBy error lead { id phone } } } }";
+    let inputs = json!([
+        {"fullName": "Jane Doe", "email": "jane@acme.example"},
+        {"fullName": "Jane D.", "email": "Jane@Acme.example", "phone": "+1 555 0100"},
+        {"fullName": "Bob Stone", "company": "Hooli"},
+        {"fullName": "Bob Stone", "company": "Hooli Inc"},
+        {"fullName": "Bad", "email": "nope"},
+    ]);
+    let p = app.ok(q, json!({"i": inputs})).await["createLeads"].clone();
+    assert_eq!(
+        (
+            p["created"].clone(),
+            p["merged"].clone(),
+            p["failed"].clone()
+        ),
+        (json!(2), json!(2), json!(1))
+    );
+    let r = p["results"].as_array().unwrap();
+    assert_eq!(r[1]["duplicateOf"], r[0]["lead"]["id"]);
+    assert_eq!(r[1]["matchedBy"], "EMAIL");
+    assert_eq!(r[1]["lead"]["phone"], "+1 555 0100");
+    assert_eq!(r[3]["matchedBy"], "NAME_COMPANY");
+    assert_eq!(r[4]["created"], false);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 2);
+}
+
+#[tokio::test]
+async fn merge_leads_moves_everything_and_queues_an_update_and_a_delete() {
+    let app = TestApp::start().await;
+    let keep = store_as_pulled(&app, json!({"full_name": "Jane Doe", "company": "Acme"})).await;
+    let gone = store_as_pulled(&app, json!({"full_name": "Jane  Doe", "company": "ACME Inc", "phone": "+1 555 0100", "title": "CTO"})).await;
+    // Both are in Airtable and synced: no outbox rows.
+    let (k, g) = (keep.clone(), gone.clone());
+    app.db()
+        .run(move |c| {
+            use diesel::prelude::*;
+            use leadcache::db::schema::{leads, outbox};
+            diesel::update(leads::table.filter(leads::id.eq(&k)))
+                .set(leads::airtable_id.eq("recAAAAAAAAAAAAA1"))
+                .execute(c)?;
+            diesel::update(leads::table.filter(leads::id.eq(&g)))
+                .set(leads::airtable_id.eq("recAAAAAAAAAAAAA2"))
+                .execute(c)?;
+            diesel::delete(outbox::table).execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    app.ok(
+        "mutation($id: ID!) { addEnrichment(leadId: $id, input: {provider: \"clearbit\", data: {x: 1}}) { id } }",
+        json!({"id": gone}),
+    )
+    .await;
+    let c = app
+        .ok(
+            "mutation { createCampaign(input: {name: \"Q1\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let cid = c["createCampaign"]["id"].as_str().unwrap().to_string();
+    app.ok(
+        "mutation($c: ID!, $l: [ID!]!) { addLeadsToCampaign(campaignId: $c, leadIds: $l) { id } }",
+        json!({"c": cid, "l": [gone, keep]}),
+    )
+    .await;
+
+    let q = "mutation($k: ID!, $m: ID!) { mergeLeads(keepId: $k, mergeId: $m) { id phone title company \
+        enrichments { provider } campaigns { campaignName } events { kind message } } }";
+    let kept = app.ok(q, json!({"k": keep, "m": gone})).await["mergeLeads"].clone();
+    assert_eq!(kept["id"], keep.as_str());
+    assert_eq!(kept["phone"], "+1 555 0100");
+    assert_eq!(kept["title"], "CTO");
+    assert_eq!(kept["company"], "Acme", "the kept value stays");
+    assert_eq!(kept["enrichments"][0]["provider"], "clearbit");
+    assert_eq!(
+        kept["campaigns"].as_array().unwrap().len(),
+        1,
+        "one membership per campaign"
+    );
+    let kinds: Vec<&str> = kept["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "merged").count() >= 2,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"enriched"),
+        "the merged lead's history moved: {kinds:?}"
+    );
+
+    let ops: Vec<(String, String)> = app
+        .db()
+        .run(|c| {
+            Ok(leadcache::leads::outbox::list(c, None, 10)?
+                .into_iter()
+                .map(|r| (r.lead_id, r.operation))
+                .collect())
+        })
+        .await
+        .unwrap();
+    assert!(ops.contains(&(keep.clone(), "update".into())), "{ops:?}");
+    assert!(ops.contains(&(gone.clone(), "delete".into())), "{ops:?}");
+    let merged = app
+        .ok(
+            "query($id: ID!) { lead(id: $id) { deletedAt events { kind message } } }",
+            json!({"id": gone}),
+        )
+        .await;
+    assert!(merged["lead"]["deletedAt"].is_string());
+    let kinds: Vec<&str> = merged["lead"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["merged", "deleted"]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM campaign_leads").await,
+        1
+    );
+
+    app.err(q, json!({"k": keep, "m": keep}), "VALIDATION")
+        .await;
+    app.err(q, json!({"k": keep, "m": gone}), "CONFLICT").await;
+    app.err(q, json!({"k": keep, "m": "nope"}), "NOT_FOUND")
+        .await;
+}
+
+#[tokio::test]
+async fn duplicate_candidates_lists_pulled_look_alikes_and_merges_nothing() {
+    let app = TestApp::start().await;
+    let a = store_as_pulled(
+        &app,
+        json!({"full_name": "Jane Doe", "linkedin_url": "https://linkedin.com/in/jdoe"}),
+    )
+    .await;
+    let b = store_as_pulled(
+        &app,
+        json!({"full_name": "Jane D", "linkedin_url": "www.linkedin.com/in/JDoe/"}),
+    )
+    .await;
+    let c = store_as_pulled(
+        &app,
+        json!({"full_name": "Bob Stone", "email": "bob@x.example"}),
+    )
+    .await;
+    let d = store_as_pulled(
+        &app,
+        json!({"full_name": "Robert Stone", "email": "BOB@x.example"}),
+    )
+    .await;
+    let e = store_as_pulled(
+        &app,
+        json!({"full_name": "Christopher Anderson", "company": "Globex"}),
+    )
+    .await;
+    let f = store_as_pulled(
+        &app,
+        json!({"full_name": "Christoffer Andersen", "company": "Globex Inc"}),
+    )
+    .await;
+    store_as_pulled(
+        &app,
+        json!({"full_name": "Christopher Anderson", "company": "Umbrella"}),
+    )
+    .await;
+    store_as_pulled(
+        &app,
+        json!({"full_name": "Stefanie Robinsen", "company": "Globex"}),
+    )
+    .await;
+    let q =
+        "query($n: Int) { duplicateCandidates(first: $n) { a { id } b { id } matchedBy score } }";
+    let pairs = app.ok(q, json!({"n": 50})).await["duplicateCandidates"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let got: Vec<(String, String, String)> = pairs
+        .iter()
+        .map(|p| {
+            (
+                p["a"]["id"].as_str().unwrap().into(),
+                p["b"]["id"].as_str().unwrap().into(),
+                p["matchedBy"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (a, b, "LINKEDIN".to_string()),
+            (c, d, "EMAIL".to_string()),
+            (e, f, "NAME_COMPANY".to_string())
+        ]
+    );
+    assert_eq!(pairs[2]["score"], 0.85);
+    let one = app.ok(q, json!({"n": 1})).await["duplicateCandidates"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(one, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NULL")
+            .await,
+        8,
+        "nothing merged"
+    );
+}

@@ -1,0 +1,260 @@
+//! `leadcache import`: legacy JSON lead files with invalid records, duplicates inside the file
+//! and of existing leads, `import_log`, rollback of a failed file, `--dry-run`.
+
+use std::path::PathBuf;
+
+use leadcache::transfer::legacy::{self, FileReport};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+fn legacy_records() -> Value {
+    json!([
+        {"name": "Jane Doe", "email": "jane@acme.example", "company": "Acme Inc", "position": "CTO",
+         "notes": "met at the fair", "favourite_colour": "blue"},
+        {"fullName": "Jane Doe", "email": "JANE@acme.example", "phone": "+1 555 0100"},
+        {"full_name": "No Mail", "email": "not-an-email"},
+        {"company": "Nameless"},
+        "just a string",
+        {"full_name": "Existing Person", "linkedinUrl": "linkedin.com/in/existing", "title": "VP"},
+        {"name": "Bob Stone", "status": "Contacted", "score": "77", "linkedin": "https://www.linkedin.com/in/bob-stone"}
+    ])
+}
+
+async fn run(app: &TestApp, paths: Vec<PathBuf>, dry_run: bool) -> Vec<FileReport> {
+    let db = app.db().clone();
+    let ctx = app.state().write_ctx("import");
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn().unwrap();
+        legacy::import(
+            &mut conn,
+            &ctx,
+            &paths,
+            dry_run,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn tables(app: &TestApp) -> [i64; 5] {
+    [
+        app.count("SELECT COUNT(*) AS n FROM leads").await,
+        app.count("SELECT COUNT(*) AS n FROM lead_events").await,
+        app.count("SELECT COUNT(*) AS n FROM outbox").await,
+        app.count("SELECT COUNT(*) AS n FROM import_log").await,
+        app.count("SELECT COALESCE(SUM(version), 0) AS n FROM leads")
+            .await,
+    ]
+}
+
+#[tokio::test]
+async fn a_legacy_file_is_validated_merged_and_logged() {
+    let app = TestApp::start().await;
+    let existing = app.create_lead(json!({"fullName": "Existing P.", "linkedinUrl": "https://www.linkedin.com/in/Existing/"})).await;
+    let file = app.dir.path().join("leads.json");
+    std::fs::write(&file, legacy_records().to_string()).unwrap();
+
+    // A dry run gives the same counts and writes nothing.
+    let before = tables(&app).await;
+    let dry = run(&app, vec![file.clone()], true).await;
+    assert_eq!(tables(&app).await, before, "--dry-run wrote something");
+
+    let reports = run(&app, vec![file.clone()], false).await;
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(
+        (r.records, r.imported, r.merged, r.failed, r.status),
+        (7, 2, 2, 3, "partial")
+    );
+    assert_eq!(
+        (
+            dry[0].imported,
+            dry[0].merged,
+            dry[0].failed,
+            &dry[0].errors
+        ),
+        (2, 2, 3, &r.errors)
+    );
+    let errors: Vec<(usize, Option<&str>)> = r
+        .errors
+        .iter()
+        .map(|e| (e.index, e.field.as_deref()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(2, Some("email")), (3, Some("full_name")), (4, None)]
+    );
+
+    let log = app
+        .ok("{ leads(filter: {}, first: 10) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        log["leads"]["totalCount"], 3,
+        "Jane, Bob and the existing lead"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM import_log WHERE imported = 2 AND merged = 2 AND failed = 3 AND status = 'partial' AND dry_run = 0").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM import_log WHERE errors ->> '$[0].field' = 'email' AND errors ->> '$[0].index' = 2").await, 1);
+
+    let q = "query($q: String!) { searchLeads(query: $q) { id fullName phone title status score extra events { kind message } } }";
+    let jane = app.ok(q, json!({"q": "Jane"})).await["searchLeads"][0].clone();
+    assert_eq!(
+        jane["phone"], "+1 555 0100",
+        "the duplicate inside the file filled the phone"
+    );
+    assert_eq!(jane["title"], "CTO");
+    assert_eq!(jane["extra"], json!({"favourite_colour": "blue"}));
+    let kinds: Vec<&str> = jane["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"note") && kinds.contains(&"merged"),
+        "{kinds:?}"
+    );
+    let bob = app.ok(q, json!({"q": "Bob"})).await["searchLeads"][0].clone();
+    assert_eq!(
+        (bob["status"].clone(), bob["score"].clone()),
+        (json!("contacted"), json!(77.0))
+    );
+    let existing_now = app
+        .ok(
+            "query($id: ID!) { lead(id: $id) { title } }",
+            json!({"id": existing["id"]}),
+        )
+        .await;
+    assert_eq!(
+        existing_now["lead"]["title"], "VP",
+        "merged into the existing lead by LinkedIn"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM outbox WHERE operation = 'create'")
+            .await,
+        3,
+        "imports queue for push"
+    );
+
+    // Importing the same file again merges everything that is valid.
+    let again = run(&app, vec![file], false).await;
+    assert_eq!(
+        (again[0].imported, again[0].merged, again[0].failed),
+        (0, 4, 3)
+    );
+}
+
+#[tokio::test]
+async fn a_folder_of_files_and_a_failed_file_rolls_back_whole() {
+    let app = TestApp::start().await;
+    let folder = app.dir.path().join("legacy");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(
+        folder.join("a.json"),
+        json!([{"name": "Ann A"}, {"name": "Boom"}, {"name": "Cy C"}]).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("b.json"),
+        json!([{"name": "Dee D"}]).to_string(),
+    )
+    .unwrap();
+    std::fs::write(folder.join("c.json"), "{not json").unwrap();
+    std::fs::write(folder.join("notes.txt"), "ignored").unwrap();
+    // A database error half way through a.json.
+    app.db()
+        .run(|c| {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let reports = run(&app, vec![folder], false).await;
+    let summary: Vec<(String, &str, usize)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.file.file_name().unwrap().to_string_lossy().into_owned(),
+                r.status,
+                r.imported,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a.json".into(), "failed", 0),
+            ("b.json".into(), "ok", 1),
+            ("c.json".into(), "failed", 0)
+        ]
+    );
+    assert!(
+        reports[0].fatal.as_deref().unwrap().contains("boom"),
+        "{:?}",
+        reports[0].fatal
+    );
+    assert!(
+        reports[2]
+            .fatal
+            .as_deref()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads").await,
+        1,
+        "a.json rolled back whole"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM lead_events").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM import_log WHERE status = 'failed' AND imported = 0")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let file = dir.path().join("leads.json");
+    std::fs::write(&file, legacy_records().to_string()).unwrap();
+    let run = |dry: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_leadcache"));
+        cmd.current_dir(dir.path())
+            .env("LEAD_DATABASE_PATH", &db)
+            .arg("import")
+            .arg(&file);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dry run, nothing written") && text.contains("3 imported, 1 merged"),
+        "{text}"
+    );
+    assert!(text.contains("#2: email:"), "{text}");
+    let count = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM leads") + count("SELECT COUNT(*) FROM import_log"),
+        0
+    );
+    let out = run(false);
+    assert!(out.status.success());
+    assert_eq!(count("SELECT COUNT(*) FROM leads"), 3);
+    assert_eq!(count("SELECT COUNT(*) FROM import_log"), 1);
+}
