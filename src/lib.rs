@@ -19,6 +19,7 @@ pub mod status;
 pub mod server;
 pub mod tokens;
 pub mod web;
+pub mod ws;
 pub mod sqlconsole;
 pub mod seed;
 pub mod app;

@@ -3,7 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET/POST /graphql` | GraphQL over HTTP (GET for queries only) |
-//! | `GET /graphql/ws` | subscriptions (`graphql-transport-ws` and the older `graphql-ws`) |
+//! | `GET /graphql/ws` | subscriptions (`graphql-transport-ws` and the older `graphql-ws`), see [`crate::ws`] |
 //! | `GET /graphiql` | GraphiQL |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers; reports Airtable reachability |
@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State, WebSocketUpgrade};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -163,43 +163,6 @@ fn is_mutation(query: &str, operation: Option<&str>) -> bool {
     }
 }
 
-/// Subscriptions. The token comes from the `connection_init` payload (`{"Authorization": "Bearer
-/// ..."}` or `{"token": "..."}`), or else from the upgrade request's header.
-async fn graphql_ws(
-    State(app): State<App>,
-    protocol: GraphQLProtocol,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let header_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .map(str::to_string);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            let auth = app.auth.clone();
-            GraphQLWebSocket::new(stream, app.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let from_payload = ["Authorization", "authorization"]
-                        .iter()
-                        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).and_then(bearer).map(str::to_string))
-                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string));
-                    let token = from_payload.or(header_token);
-                    match auth.check(token.as_deref()).await {
-                        Verdict::Allowed(caller) => {
-                            let mut data = async_graphql::Data::default();
-                            data.insert(caller);
-                            Ok(data)
-                        }
-                        Verdict::Denied(e) => Err(e.into_gql()),
-                    }
-                })
-                .serve()
-        })
-}
-
 async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
@@ -236,7 +199,7 @@ async fn schema_sdl() -> impl IntoResponse {
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/graphql", get(graphql).post(graphql))
-        .route("/graphql/ws", get(graphql_ws))
+        .route("/graphql/ws", get(crate::ws::graphql_ws))
         .route("/graphiql", get(graphiql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
