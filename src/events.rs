@@ -55,4 +55,9 @@ impl Bus {
     pub fn sync_runs(&self) -> broadcast::Receiver<Arc<SyncRun>> {
         self.sync.subscribe()
     }
+
+    /// How many `leadChanged` subscriptions are listening now.
+    pub fn lead_subscribers(&self) -> usize {
+        self.leads.receiver_count()
+    }
 }

@@ -4,3 +4,4 @@ mod support;
 
 mod leads;
 mod schema;
+mod subscriptions;
