@@ -15,7 +15,9 @@ use crate::state::{AppState, Mode};
 pub fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -63,7 +65,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
              loopback address (LEADCACHE_BIND=127.0.0.1:8080)"
         );
     }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let service = router(app.clone());
@@ -74,7 +78,12 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
             })
             .await
     });
-    Ok(Running { addr, app, shutdown: tx, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        task,
+    })
 }
 
 async fn shutdown_signal() {
@@ -107,11 +116,16 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     } else if config.airtable.is_some() {
         Mode::Airtable
     } else {
-        tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
+        tracing::info!(
+            "no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode"
+        );
         Mode::LocalOnly
     };
     if demo {
-        let empty = db.run(|c| crate::db::meta::get(c, "demo_seeded")).await?.is_none();
+        let empty = db
+            .run(|c| crate::db::meta::get(c, "demo_seeded"))
+            .await?
+            .is_none();
         if empty {
             let n = db
                 .run(|c| {

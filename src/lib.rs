@@ -6,22 +6,22 @@
 //! router), `airtable` (client and simulator), `sync` (pull, push, conflicts), `jobs`, `web`
 //! (the embedded admin page).
 
+pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod leads;
-pub mod time;
-pub mod auth;
 pub mod events;
 pub mod graphql;
+pub mod leads;
+pub mod maintenance;
+pub mod seed;
+pub mod server;
+pub mod sqlconsole;
 pub mod state;
 pub mod status;
-pub mod server;
+pub mod time;
 pub mod tokens;
 pub mod web;
 pub mod ws;
-pub mod sqlconsole;
-pub mod seed;
-pub mod app;
-pub mod cli;
-pub mod maintenance;

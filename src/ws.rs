@@ -31,7 +31,11 @@ pub const CLOSE_REFUSED: u16 = 4403;
 const MAX_CLOSE_REASON: usize = 123;
 
 /// The upgrade handler. Answers 400 when the client offers none of the two protocols.
-pub async fn graphql_ws(State(app): State<App>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+pub async fn graphql_ws(
+    State(app): State<App>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let Some(protocol) = offered_protocol(&headers) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -44,25 +48,46 @@ pub async fn graphql_ws(State(app): State<App>, headers: HeaderMap, upgrade: Web
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
         .map(str::to_string);
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| serve(socket, app, protocol, header_token))
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, app, protocol, header_token))
 }
 
 fn offered_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
     headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
-        .and_then(|list| list.split(',').find_map(|p| WebSocketProtocols::from_str(p.trim()).ok()))
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
 }
 
 /// The token of a `connection_init` payload, if it carries one.
 fn payload_token(payload: &serde_json::Value) -> Option<String> {
     ["Authorization", "authorization"]
         .iter()
-        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).and_then(bearer).map(str::to_string))
-        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string))
+        .find_map(|k| {
+            payload
+                .get(k)
+                .and_then(|v| v.as_str())
+                .and_then(bearer)
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            payload
+                .get("token")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
 }
 
-async fn serve(socket: WebSocket, app: App, protocol: WebSocketProtocols, header_token: Option<String>) {
+async fn serve(
+    socket: WebSocket,
+    app: App,
+    protocol: WebSocketProtocols,
+    header_token: Option<String>,
+) {
     let (mut sink, stream) = socket.split();
     let input = stream
         .take_while(|msg| futures::future::ready(msg.is_ok()))
@@ -82,15 +107,23 @@ async fn serve(socket: WebSocket, app: App, protocol: WebSocketProtocols, header
                     data.insert(caller);
                     Ok(data)
                 }
-                Verdict::Denied(e) => Err(async_graphql::Error::new(format!("{}: {}", e.code(), e.public_message()))),
+                Verdict::Denied(e) => Err(async_graphql::Error::new(format!(
+                    "{}: {}",
+                    e.code(),
+                    e.public_message()
+                ))),
             }
         })
         .map(|msg| match msg {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {
-                let refused = code == 1002 && (reason.starts_with("UNAUTHENTICATED:") || reason.starts_with("FORBIDDEN:"));
+                let refused = code == 1002
+                    && (reason.starts_with("UNAUTHENTICATED:") || reason.starts_with("FORBIDDEN:"));
                 let code = if refused { CLOSE_REFUSED } else { code };
-                Message::Close(Some(CloseFrame { code, reason: truncate(reason, MAX_CLOSE_REASON).into() }))
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: truncate(reason, MAX_CLOSE_REASON).into(),
+                }))
             }
         });
     futures::pin_mut!(messages);

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod browser;
 mod leads;
 mod schema;
 mod subscriptions;

@@ -53,19 +53,35 @@ impl WsClient {
 
     /// Like [`open`], optionally with a small socket receive buffer (a client that stops reading
     /// then stops the server's writes sooner).
-    async fn open_with(app: &TestApp, protocol: Protocol, payload: Value, recv_buffer: Option<u32>) -> WsClient {
+    async fn open_with(
+        app: &TestApp,
+        protocol: Protocol,
+        payload: Value,
+        recv_buffer: Option<u32>,
+    ) -> WsClient {
         let url = app.url("/graphql/ws").replacen("http://", "ws://", 1);
         let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol.name()));
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(protocol.name()),
+        );
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();
         }
         let tcp = socket.connect(app.running.addr).await.unwrap();
-        let (ws, response) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await.unwrap();
-        assert_eq!(response.headers()["sec-websocket-protocol"], protocol.name(), "the server speaks the asked protocol");
+        let (ws, response) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            protocol.name(),
+            "the server speaks the asked protocol"
+        );
         let mut client = WsClient { ws, protocol };
-        client.send(json!({"type": "connection_init", "payload": payload})).await;
+        client
+            .send(json!({"type": "connection_init", "payload": payload}))
+            .await;
         client
     }
 
@@ -74,7 +90,12 @@ impl WsClient {
         WsClient::connect_with(app, protocol, payload, None).await
     }
 
-    async fn connect_with(app: &TestApp, protocol: Protocol, payload: Value, recv_buffer: Option<u32>) -> WsClient {
+    async fn connect_with(
+        app: &TestApp,
+        protocol: Protocol,
+        payload: Value,
+        recv_buffer: Option<u32>,
+    ) -> WsClient {
         let mut c = WsClient::open_with(app, protocol, payload, recv_buffer).await;
         match c.recv().await {
             Got::Json(m) if m["type"] == "connection_ack" => c,
@@ -114,18 +135,33 @@ impl WsClient {
     }
 
     async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        let kind = if self.protocol == Protocol::Transport { "subscribe" } else { "start" };
-        self.send(json!({"id": id, "type": kind, "payload": {"query": query, "variables": variables}})).await;
+        let kind = if self.protocol == Protocol::Transport {
+            "subscribe"
+        } else {
+            "start"
+        };
+        self.send(
+            json!({"id": id, "type": kind, "payload": {"query": query, "variables": variables}}),
+        )
+        .await;
     }
 
     async fn unsubscribe(&mut self, id: &str) {
-        let kind = if self.protocol == Protocol::Transport { "complete" } else { "stop" };
+        let kind = if self.protocol == Protocol::Transport {
+            "complete"
+        } else {
+            "stop"
+        };
         self.send(json!({"id": id, "type": kind})).await;
     }
 
     /// The payload of the next result (`next` / `data`) for subscription `id`.
     async fn next_payload(&mut self, id: &str) -> Value {
-        let kind = if self.protocol == Protocol::Transport { "next" } else { "data" };
+        let kind = if self.protocol == Protocol::Transport {
+            "next"
+        } else {
+            "data"
+        };
         match self.recv().await {
             Got::Json(m) if m["type"] == kind && m["id"] == id => m["payload"].clone(),
             other => panic!("expected {kind} for {id}, got {other:?}"),
@@ -158,16 +194,23 @@ impl WsClient {
         match self.protocol {
             Protocol::Transport => {
                 self.send(json!({"type": "ping"})).await;
-                let msg = tokio::time::timeout(WAIT, self.ws.next()).await.unwrap().unwrap().unwrap();
+                let msg = tokio::time::timeout(WAIT, self.ws.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
                 let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
                 assert_eq!(v["type"], "pong", "nothing was queued before the pong: {v}");
             }
             Protocol::Legacy => {
-                self.subscribe("probe", "subscription { syncProgress { id } }", json!({})).await;
+                self.subscribe("probe", "subscription { syncProgress { id } }", json!({}))
+                    .await;
                 self.unsubscribe("probe").await;
                 match self.recv().await {
                     Got::Json(m) if m["type"] == "complete" && m["id"] == "probe" => {}
-                    other => panic!("nothing should be queued before the probe's complete, got {other:?}"),
+                    other => panic!(
+                        "nothing should be queued before the probe's complete, got {other:?}"
+                    ),
                 }
             }
         }
@@ -178,7 +221,10 @@ impl WsClient {
 async fn wait_until(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in {WAIT:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -191,14 +237,27 @@ async fn lead_changes_are_delivered(protocol: Protocol) {
     let mut ws = WsClient::connect(&app, protocol, json!({})).await;
     ws.subscribe_changes(&app, "1", json!({})).await;
 
-    let id = app.create_lead(json!({"fullName": "Jane Doe", "status": "scraped"})).await["id"].as_str().unwrap().to_string();
+    let id = app
+        .create_lead(json!({"fullName": "Jane Doe", "status": "scraped"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let c = ws.next_change("1").await;
     assert_eq!(c["kind"], "CREATED");
     assert_eq!(c["actor"], "local");
     assert_eq!(c["lead"]["id"], id.as_str());
     assert_eq!(c["lead"]["fullName"], "Jane Doe");
-    let fields: Vec<&str> = c["changedFields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    assert!(fields.contains(&"full_name") && fields.contains(&"status"), "{fields:?}");
+    let fields: Vec<&str> = c["changedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"full_name") && fields.contains(&"status"),
+        "{fields:?}"
+    );
 
     app.ok(
         "mutation($id: ID!) { updateLead(id: $id, patch: {title: \"CTO\", status: \"contacted\"}) { id } }",
@@ -210,11 +269,20 @@ async fn lead_changes_are_delivered(protocol: Protocol) {
     assert_eq!(c["lead"]["title"], "CTO");
     assert_eq!(c["lead"]["status"], "contacted");
     assert_eq!(c["lead"]["version"], 2);
-    let mut fields: Vec<&str> = c["changedFields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let mut fields: Vec<&str> = c["changedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     fields.sort_unstable();
     assert_eq!(fields, ["status", "title"], "only the changed fields");
 
-    app.ok("mutation($id: ID!) { deleteLead(id: $id) { id } }", json!({"id": id})).await;
+    app.ok(
+        "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await;
     let c = ws.next_change("1").await;
     assert_eq!(c["kind"], "DELETED");
     assert!(c["lead"]["deletedAt"].is_string(), "{c}");
@@ -225,7 +293,8 @@ async fn lead_changes_are_delivered(protocol: Protocol) {
         Got::Json(m) if m["type"] == "complete" && m["id"] == "1" => {}
         other => panic!("expected complete, got {other:?}"),
     }
-    app.create_lead(json!({"fullName": "After Unsubscribe"})).await;
+    app.create_lead(json!({"fullName": "After Unsubscribe"}))
+        .await;
     ws.assert_nothing_pending().await;
 }
 
@@ -242,16 +311,41 @@ async fn lead_changed_delivers_create_update_delete_over_legacy_graphql_ws() {
 async fn status_argument_filters(protocol: Protocol) {
     let app = TestApp::start().await;
     let mut ws = WsClient::connect(&app, protocol, json!({})).await;
-    ws.subscribe_changes(&app, "won", json!({"status": "won"})).await;
-    let a = app.create_lead(json!({"fullName": "Not Won", "status": "new"})).await["id"].as_str().unwrap().to_string();
-    let b = app.create_lead(json!({"fullName": "Won Lead", "status": "won"})).await["id"].as_str().unwrap().to_string();
+    ws.subscribe_changes(&app, "won", json!({"status": "won"}))
+        .await;
+    let a = app
+        .create_lead(json!({"fullName": "Not Won", "status": "new"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app
+        .create_lead(json!({"fullName": "Won Lead", "status": "won"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The status after the change decides: moving `a` to won is delivered, moving `b` away is not.
-    app.ok("mutation($id: ID!) { updateLead(id: $id, patch: {status: \"lost\"}) { id } }", json!({"id": b})).await;
-    app.ok("mutation($id: ID!) { updateLead(id: $id, patch: {status: \"won\"}) { id } }", json!({"id": a})).await;
+    app.ok(
+        "mutation($id: ID!) { updateLead(id: $id, patch: {status: \"lost\"}) { id } }",
+        json!({"id": b}),
+    )
+    .await;
+    app.ok(
+        "mutation($id: ID!) { updateLead(id: $id, patch: {status: \"won\"}) { id } }",
+        json!({"id": a}),
+    )
+    .await;
     let first = ws.next_change("won").await;
-    assert_eq!((first["kind"].as_str(), first["lead"]["id"].as_str()), (Some("CREATED"), Some(b.as_str())));
+    assert_eq!(
+        (first["kind"].as_str(), first["lead"]["id"].as_str()),
+        (Some("CREATED"), Some(b.as_str()))
+    );
     let second = ws.next_change("won").await;
-    assert_eq!((second["kind"].as_str(), second["lead"]["id"].as_str()), (Some("UPDATED"), Some(a.as_str())));
+    assert_eq!(
+        (second["kind"].as_str(), second["lead"]["id"].as_str()),
+        (Some("UPDATED"), Some(a.as_str()))
+    );
     assert_eq!(second["lead"]["status"], "won");
     ws.assert_nothing_pending().await;
 }
@@ -273,7 +367,12 @@ async fn app_with_token() -> (TestApp, String) {
     let mut app = TestApp::start().await;
     let (read, write) = app
         .db()
-        .run(|c| Ok((leadcache::tokens::create(c, "live-reader", Role::Read)?.0, leadcache::tokens::create(c, "writer", Role::Write)?.0)))
+        .run(|c| {
+            Ok((
+                leadcache::tokens::create(c, "live-reader", Role::Read)?.0,
+                leadcache::tokens::create(c, "writer", Role::Write)?.0,
+            ))
+        })
         .await
         .unwrap();
     app.token = Some(write);
@@ -283,18 +382,28 @@ async fn app_with_token() -> (TestApp, String) {
 #[tokio::test]
 async fn a_bad_token_in_connection_init_is_refused_with_4403_on_graphql_transport_ws() {
     let (app, token) = app_with_token().await;
-    for payload in [json!({}), json!({"Authorization": "Bearer lc_not-a-real-token"}), json!({"token": "nope"})] {
+    for payload in [
+        json!({}),
+        json!({"Authorization": "Bearer lc_not-a-real-token"}),
+        json!({"token": "nope"}),
+    ] {
         let mut ws = WsClient::open(&app, Protocol::Transport, payload.clone()).await;
         match ws.recv().await {
             Got::Closed(code, reason) => {
                 assert_eq!(code, 4403, "{payload}: {reason}");
-                assert!(reason.starts_with("UNAUTHENTICATED: "), "the reason names the problem: {reason}");
+                assert!(
+                    reason.starts_with("UNAUTHENTICATED: "),
+                    "the reason names the problem: {reason}"
+                );
             }
             other => panic!("{payload}: expected a close, got {other:?}"),
         }
     }
     // The right token, in either payload shape, is let in and its name is the actor.
-    for payload in [json!({"Authorization": format!("Bearer {token}")}), json!({"token": token})] {
+    for payload in [
+        json!({"Authorization": format!("Bearer {token}")}),
+        json!({"token": token}),
+    ] {
         let mut ws = WsClient::connect(&app, Protocol::Transport, payload).await;
         ws.subscribe_changes(&app, "1", json!({})).await;
         app.create_lead(json!({"fullName": "Seen"})).await;
@@ -305,19 +414,35 @@ async fn a_bad_token_in_connection_init_is_refused_with_4403_on_graphql_transpor
 #[tokio::test]
 async fn a_bad_token_in_connection_init_is_refused_with_connection_error_on_legacy_graphql_ws() {
     let (app, token) = app_with_token().await;
-    let mut ws = WsClient::open(&app, Protocol::Legacy, json!({"Authorization": "Bearer wrong"})).await;
+    let mut ws = WsClient::open(
+        &app,
+        Protocol::Legacy,
+        json!({"Authorization": "Bearer wrong"}),
+    )
+    .await;
     match ws.recv().await {
         Got::Json(m) => {
             assert_eq!(m["type"], "connection_error", "{m}");
-            assert_eq!(m["payload"]["message"], "UNAUTHENTICATED: unknown or revoked token", "{m}");
+            assert_eq!(
+                m["payload"]["message"], "UNAUTHENTICATED: unknown or revoked token",
+                "{m}"
+            );
         }
         other => panic!("expected connection_error, got {other:?}"),
     }
-    let mut ws = WsClient::connect(&app, Protocol::Legacy, json!({"Authorization": format!("Bearer {token}")})).await;
+    let mut ws = WsClient::connect(
+        &app,
+        Protocol::Legacy,
+        json!({"Authorization": format!("Bearer {token}")}),
+    )
+    .await;
     ws.subscribe_changes(&app, "1", json!({})).await;
     app.create_lead(json!({"fullName": "Seen"})).await;
     let c = ws.next_change("1").await;
-    assert_eq!((c["kind"].as_str(), c["actor"].as_str()), (Some("CREATED"), Some("writer")));
+    assert_eq!(
+        (c["kind"].as_str(), c["actor"].as_str()),
+        (Some("CREATED"), Some("writer"))
+    );
 }
 
 #[tokio::test]
@@ -327,5 +452,8 @@ async fn a_read_token_subscribes_and_sees_writes_by_other_tokens_with_their_name
     ws.subscribe_changes(&app, "1", json!({})).await;
     app.create_lead(json!({"fullName": "By The Writer"})).await;
     let c = ws.next_change("1").await;
-    assert_eq!(c["actor"], "writer", "the actor is the writing token's name");
+    assert_eq!(
+        c["actor"], "writer",
+        "the actor is the writing token's name"
+    );
 }
