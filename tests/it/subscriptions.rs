@@ -457,3 +457,115 @@ async fn a_read_token_subscribes_and_sees_writes_by_other_tokens_with_their_name
         "the actor is the writing token's name"
     );
 }
+
+async fn slow_subscriber_is_dropped_without_slowing_writers(protocol: Protocol) {
+    const WRITES: usize = 3_000;
+    const BATCH: usize = 250;
+    let app = TestApp::start().await;
+    // A subscriber that selects a large payload (8 KB of `extra` per lead), reads nothing, and has
+    // a small receive buffer: the server's socket buffers fill after a few hundred events, then the
+    // bus keeps its place for `events::CAPACITY` more, then it is dropped.
+    let mut slow = WsClient::connect_with(&app, protocol, json!({}), Some(8 * 1024)).await;
+    slow.subscribe_query(
+        &app,
+        "slow",
+        "subscription { leadChanged { kind lead { id extra } } }",
+        json!({}),
+    )
+    .await;
+    // A second subscriber that keeps reading proves delivery goes on for everybody else.
+    let mut fast = WsClient::connect(&app, protocol, json!({})).await;
+    fast.subscribe_query(
+        &app,
+        "fast",
+        "subscription { leadChanged { kind lead { id } } }",
+        json!({}),
+    )
+    .await;
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < WRITES {
+            let p = fast.next_payload("fast").await;
+            assert!(
+                p.get("errors").is_none(),
+                "a reading subscriber is never dropped: {p}"
+            );
+            n += 1;
+        }
+        n
+    });
+
+    let blob = "x".repeat(8 * 1024);
+    let writes = async {
+        for batch in 0..WRITES / BATCH {
+            let inputs: Vec<Value> = (0..BATCH)
+                .map(|i| json!({"fullName": format!("Lead {batch}-{i}"), "extra": {"Notes": blob}}))
+                .collect();
+            let d = app
+                .ok(
+                    "mutation($i: [LeadInput!]!) { createLeads(inputs: $i) { created failed } }",
+                    json!({"i": inputs}),
+                )
+                .await;
+            assert_eq!(d["createLeads"]["created"], BATCH, "{d}");
+        }
+    };
+    // Writers must not wait for the subscriber: if they did, they would never finish.
+    tokio::time::timeout(Duration::from_secs(300), writes)
+        .await
+        .expect("writes blocked by a subscriber that does not read");
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads").await,
+        WRITES as i64
+    );
+    assert_eq!(
+        reader.await.unwrap(),
+        WRITES,
+        "the reading subscriber got every change"
+    );
+
+    // The slow subscriber resumes: first what was already in the socket buffers, then one error
+    // that says why the stream ends, then `complete`.
+    let mut delivered = 0;
+    let error = loop {
+        let p = slow.next_payload("slow").await;
+        if let Some(errors) = p.get("errors") {
+            break errors[0].clone();
+        }
+        assert_eq!(p["data"]["leadChanged"]["kind"], "CREATED");
+        delivered += 1;
+    };
+    assert!(
+        delivered < WRITES - leadcache::events::CAPACITY,
+        "{delivered} changes were delivered before the drop"
+    );
+    assert_eq!(error["extensions"]["code"], "LIMIT", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("too slow") && message.contains("subscribe again"),
+        "the message says what happened and what to do: {message}"
+    );
+    match slow.recv().await {
+        Got::Json(m) if m["type"] == "complete" && m["id"] == "slow" => {}
+        other => panic!("expected complete after the error, got {other:?}"),
+    }
+    // The connection itself stays usable: subscribing again works.
+    slow.subscribe_changes(&app, "again", json!({})).await;
+    app.create_lead(json!({"fullName": "After The Drop"})).await;
+    assert_eq!(
+        slow.next_change("again").await["lead"]["fullName"],
+        "After The Drop"
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_does_not_slow_writers_and_is_told_why_it_was_dropped_graphql_transport_ws()
+ {
+    slow_subscriber_is_dropped_without_slowing_writers(Protocol::Transport).await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_does_not_slow_writers_and_is_told_why_it_was_dropped_legacy_graphql_ws()
+ {
+    slow_subscriber_is_dropped_without_slowing_writers(Protocol::Legacy).await;
+}
