@@ -29,7 +29,10 @@ pub struct Bus {
 
 impl Default for Bus {
     fn default() -> Self {
-        Bus { leads: broadcast::channel(CAPACITY).0, sync: broadcast::channel(CAPACITY).0 }
+        Bus {
+            leads: broadcast::channel(CAPACITY).0,
+            sync: broadcast::channel(CAPACITY).0,
+        }
     }
 }
 
@@ -54,5 +57,10 @@ impl Bus {
 
     pub fn sync_runs(&self) -> broadcast::Receiver<Arc<SyncRun>> {
         self.sync.subscribe()
+    }
+
+    /// How many `leadChanged` subscriptions are listening now.
+    pub fn lead_subscribers(&self) -> usize {
+        self.leads.receiver_count()
     }
 }

@@ -29,3 +29,4 @@ pub mod sync;
 pub mod campaigns;
 pub mod report;
 pub mod transfer;
+pub mod ws;

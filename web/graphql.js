@@ -125,13 +125,17 @@ export function authErrorCode(errors) {
   return hit ? hit.extensions.code : null;
 }
 
-/** Whether a WebSocket close is the server refusing the token. The protocol's codes are
- * 4401/4403; async-graphql closes a failed `connection_init` with 1002 and the error message as
- * reason, so for 1002 and other 44xx codes the reason decides. */
+/** Whether a WebSocket close is the server refusing the token. leadcache closes a refused
+ * `connection_init` with 4403 (as graphql-transport-ws asks) and a reason that starts with the
+ * error code: "UNAUTHENTICATED: unknown or revoked token" or "FORBIDDEN: ...". 4401 is the
+ * protocol's "Unauthorized". Older servers (async-graphql's own loop) close with 1002 and the
+ * message as reason, so for 1002 and other 44xx codes the reason decides. */
 export function authCloseReason(code, reason) {
-  if (code === 4401) return 'UNAUTHENTICATED';
-  if (code === 4403) return 'FORBIDDEN';
   const r = String(reason || '');
+  if (/^UNAUTHENTICATED\b/.test(r)) return 'UNAUTHENTICATED';
+  if (/^FORBIDDEN\b/.test(r)) return 'FORBIDDEN';
+  if (code === 4401) return 'UNAUTHENTICATED';
+  if (code === 4403) return /unauthenticated|unauthori[sz]ed|token/i.test(r) ? 'UNAUTHENTICATED' : 'FORBIDDEN';
   if ((code === 1002 || (code >= 4400 && code < 4500)) && /unauthenticated|unauthori[sz]ed|token|forbidden|permission/i.test(r)) {
     return /forbidden|permission/i.test(r) ? 'FORBIDDEN' : 'UNAUTHENTICATED';
   }

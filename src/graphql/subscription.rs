@@ -39,9 +39,13 @@ pub struct LeadChange {
     pub actor: String,
 }
 
+/// The error that ends a subscription whose client fell too far behind. It is the last result of
+/// the stream; the server then sends `complete` and the connection stays open for a new subscribe.
 fn lagged(n: u64) -> async_graphql::Error {
     crate::error::AppError::Limit(format!(
-        "subscriber too slow: {n} events were dropped; resubscribe and re-read what you need"
+        "subscriber too slow: it fell more than {} events behind and {n} events were dropped, so this \
+         subscription has ended; subscribe again and re-read what you need",
+        crate::events::CAPACITY
     ))
     .into_gql()
 }

@@ -3,7 +3,13 @@
 mod support;
 
 mod airtable;
-mod leads;
-mod schema;
+mod browser;
+mod campaigns;
 mod dedup;
+mod import;
+mod leads;
+mod pipeline;
+mod report;
+mod schema;
+mod subscriptions;
 mod sync;

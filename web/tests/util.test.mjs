@@ -126,6 +126,7 @@ test('websocket auth failures are recognised', async () => {
   const { authCloseReason, authErrorCode } = await import('../graphql.js');
   assert.equal(authCloseReason(4401, ''), 'UNAUTHENTICATED');
   assert.equal(authCloseReason(4403, ''), 'FORBIDDEN');
+  assert.equal(authCloseReason(4403, 'UNAUTHENTICATED: unknown or revoked token'), 'UNAUTHENTICATED', 'leadcache: 4403 + code prefix');
   assert.equal(authCloseReason(1002, 'UNAUTHENTICATED: a valid token is required'), 'UNAUTHENTICATED');
   assert.equal(authCloseReason(1002, 'Forbidden: read tokens cannot subscribe'), 'FORBIDDEN');
   assert.equal(authCloseReason(1002, 'invalid message'), null);

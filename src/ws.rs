@@ -1,0 +1,172 @@
+//! GraphQL subscriptions over WebSocket (`GET /graphql/ws`), both protocols async-graphql speaks:
+//! `graphql-transport-ws` (the current one, from the `graphql-ws` npm library) and the legacy
+//! `graphql-ws` (Apollo's `subscriptions-transport-ws`).
+//!
+//! The token comes from the `connection_init` payload (`{"Authorization": "Bearer ..."}` or
+//! `{"token": "..."}`), or else from the upgrade request's `Authorization` header; browsers cannot
+//! set headers on a WebSocket, so the payload is the usual way.
+//!
+//! Why not `GraphQLWebSocket::serve` from async-graphql-axum: it closes a refused
+//! `connection_init` with code 1002 ("protocol error"), where `graphql-transport-ws` asks for
+//! 4403 Forbidden, and it passes error messages into close frames unchecked, though a close
+//! reason may carry at most 123 bytes. This loop is the same as its, with those two fixed. Refusals
+//! are told as `UNAUTHENTICATED: <why>` / `FORBIDDEN: <why>`, so a client can tell a bad token
+//! from other closes; on the legacy protocol they arrive as a `connection_error` message.
+
+use std::str::FromStr;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+
+use crate::server::App;
+use crate::tokens::{Verdict, bearer};
+
+/// Close code for a refused `connection_init` (graphql-transport-ws: "4403: Forbidden").
+pub const CLOSE_REFUSED: u16 = 4403;
+/// Longest close reason a WebSocket close frame can carry (125-byte control payload - 2-byte code).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// The upgrade handler. Answers 400 when the client offers none of the two protocols.
+pub async fn graphql_ws(
+    State(app): State<App>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(protocol) = offered_protocol(&headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "ask for the graphql-transport-ws or graphql-ws subprotocol (Sec-WebSocket-Protocol)",
+        )
+            .into_response();
+    };
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .map(str::to_string);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, app, protocol, header_token))
+}
+
+fn offered_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+}
+
+/// The token of a `connection_init` payload, if it carries one.
+fn payload_token(payload: &serde_json::Value) -> Option<String> {
+    ["Authorization", "authorization"]
+        .iter()
+        .find_map(|k| {
+            payload
+                .get(k)
+                .and_then(|v| v.as_str())
+                .and_then(bearer)
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            payload
+                .get("token")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+}
+
+async fn serve(
+    socket: WebSocket,
+    app: App,
+    protocol: WebSocketProtocols,
+    header_token: Option<String>,
+) {
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|msg| futures::future::ready(msg.is_ok()))
+        .filter_map(|msg| {
+            futures::future::ready(match msg {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
+                _ => None,
+            })
+        });
+    let auth = app.auth.clone();
+    let messages = async_graphql::http::WebSocket::new(app.schema.clone(), input, protocol)
+        .on_connection_init(move |payload| async move {
+            let token = payload_token(&payload).or(header_token);
+            match auth.check(token.as_deref()).await {
+                Verdict::Allowed(caller) => {
+                    let mut data = async_graphql::Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                }
+                Verdict::Denied(e) => Err(async_graphql::Error::new(format!(
+                    "{}: {}",
+                    e.code(),
+                    e.public_message()
+                ))),
+            }
+        })
+        .map(|msg| match msg {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, reason) => {
+                let refused = code == 1002
+                    && (reason.starts_with("UNAUTHENTICATED:") || reason.starts_with("FORBIDDEN:"));
+                let code = if refused { CLOSE_REFUSED } else { code };
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: truncate(reason, MAX_CLOSE_REASON).into(),
+                }))
+            }
+        });
+    futures::pin_mut!(messages);
+    while let Some(msg) = messages.next().await {
+        if sink.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(truncate("short".into(), MAX_CLOSE_REASON), "short");
+        let long = "é".repeat(200);
+        let cut = truncate(long, MAX_CLOSE_REASON);
+        assert!(cut.len() <= MAX_CLOSE_REASON, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn tokens_come_from_either_payload_shape() {
+        let p = serde_json::json!({"Authorization": "Bearer abc"});
+        assert_eq!(payload_token(&p).as_deref(), Some("abc"));
+        let p = serde_json::json!({"token": "xyz"});
+        assert_eq!(payload_token(&p).as_deref(), Some("xyz"));
+        assert_eq!(payload_token(&serde_json::json!({})), None);
+    }
+}
