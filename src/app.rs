@@ -15,7 +15,9 @@ use crate::state::{AppState, Mode};
 pub fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -63,7 +65,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
              loopback address (LEADCACHE_BIND=127.0.0.1:8080)"
         );
     }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let service = router(app.clone());
@@ -74,7 +78,12 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
             })
             .await
     });
-    Ok(Running { addr, app, shutdown: tx, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        task,
+    })
 }
 
 async fn shutdown_signal() {
@@ -122,7 +131,9 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         .await?;
         tracing::info!(url = %sim.url(), records = 250, "demo: Airtable simulator started");
         config.airtable = Some(crate::config::AirtableConfig {
-            api_key: Some(crate::config::ApiKeySource::Value(crate::config::Secret::new(DEMO_KEY))),
+            api_key: Some(crate::config::ApiKeySource::Value(
+                crate::config::Secret::new(DEMO_KEY),
+            )),
             base_id: DEMO_BASE.into(),
             table: "Leads".into(),
             api_url: sim.url(),
@@ -140,10 +151,17 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     } else if config.airtable.is_some() {
         Mode::Airtable
     } else {
-        tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
+        tracing::info!(
+            "no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode"
+        );
         Mode::LocalOnly
     };
-    let state = AppState::with_sync(config.clone(), db, mode, crate::sync::SyncOptions::default())?;
+    let state = AppState::with_sync(
+        config.clone(),
+        db,
+        mode,
+        crate::sync::SyncOptions::default(),
+    )?;
     let running = start(state.clone(), config.bind).await?;
     if let Some(engine) = &state.sync {
         engine.spawn_background(state.writes.clone(), config.cache_refresh_interval);
@@ -163,14 +181,19 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
 }
 
 /// Pushes the outbox every `SYNC_PUSH_INTERVAL` (besides the debounced push after writes).
-fn spawn_push_interval(engine: std::sync::Arc<crate::sync::SyncEngine>, every: std::time::Duration) {
+fn spawn_push_interval(
+    engine: std::sync::Arc<crate::sync::SyncEngine>,
+    every: std::time::Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let _ = engine.run(crate::sync::runs::RunKind::Push, "schedule").await;
+            let _ = engine
+                .run(crate::sync::runs::RunKind::Push, "schedule")
+                .await;
         }
     });
 }

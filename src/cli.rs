@@ -59,7 +59,11 @@ setting_flags! {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "leadcache", version, about = "A local, offline-proof GraphQL cache of an Airtable lead table")]
+#[command(
+    name = "leadcache",
+    version,
+    about = "A local, offline-proof GraphQL cache of an Airtable lead table"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -160,7 +164,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { demo } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::app::serve(config, demo))
         }
         Command::Schema => {
@@ -173,12 +179,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let sync = config.airtable.is_some();
             let n = crate::seed::seed(&mut conn, count, seed, sync)?;
-            println!("seeded {n} leads in {:.2} s", started.elapsed().as_secs_f64());
+            println!(
+                "seeded {n} leads in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Reset { yes } => {
             if !yes {
-                anyhow::bail!("reset deletes every lead and all history; run `leadcache reset --yes` to confirm");
+                anyhow::bail!(
+                    "reset deletes every lead and all history; run `leadcache reset --yes` to confirm"
+                );
             }
             let db = crate::app::open_database(&config)?;
             let mut conn = db.conn()?;
@@ -188,8 +199,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sql { query, max_rows } => {
             crate::app::open_database(&config)?;
-            let result = crate::sqlconsole::run(&config.database_path, &query, max_rows, crate::sqlconsole::TIME_LIMIT)
-                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            let result = crate::sqlconsole::run(
+                &config.database_path,
+                &query,
+                max_rows,
+                crate::sqlconsole::TIME_LIMIT,
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", serde_json::to_string(&result.columns)?)?;
             for row in &result.rows {
@@ -202,14 +218,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token(&config, cmd),
         Command::Sync { what } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(sync(config, what))
         }
         Command::AirtableSim(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::airtable::sim::run_cli(args))
         }
-        Command::Import { paths, dry_run } => crate::transfer::legacy::run_cli(&config, &paths, dry_run),
+        Command::Import { paths, dry_run } => {
+            crate::transfer::legacy::run_cli(&config, &paths, dry_run)
+        }
     }
 }
 
@@ -219,14 +241,29 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be read, write or admin")?;
-            let (secret, row) = crate::tokens::create(&mut conn, &name, role).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (secret, row) = crate::tokens::create(&mut conn, &name, role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{secret}");
-            eprintln!("token {:?} ({}) created; it is shown only this once", row.name, row.role);
+            eprintln!(
+                "token {:?} ({}) created; it is shown only this once",
+                row.name, row.role
+            );
         }
         TokenCommand::List => {
             for t in crate::tokens::list(&mut conn)? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                println!("{}\t{}\t{}…\t{}\t{}", t.name, t.role, t.prefix, crate::time::format(t.created_at), state);
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}",
+                    t.name,
+                    t.role,
+                    t.prefix,
+                    crate::time::format(t.created_at),
+                    state
+                );
             }
         }
         TokenCommand::Revoke { name } => {
@@ -243,7 +280,8 @@ async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
     use crate::sync::runs::RunKind;
     let db = crate::app::open_database(&config)?;
     let mode = crate::state::Mode::Airtable;
-    let state = crate::state::AppState::with_sync(config, db, mode, crate::sync::SyncOptions::default())?;
+    let state =
+        crate::state::AppState::with_sync(config, db, mode, crate::sync::SyncOptions::default())?;
     let engine = state.engine().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
     let kind = match what {
         SyncWhat::Pull => RunKind::IncrementalPull,
@@ -254,10 +292,20 @@ async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
             let status = crate::status::cache_status(&state).await?;
             println!("mode: {}", status.mode);
             println!("leads: {}", status.total_leads);
-            println!("fresh: {} (age {} s)", status.fresh, status.age_seconds.map_or("-".into(), |a| a.to_string()));
-            println!("pending changes: {}, failed: {}, dead: {}", status.pending_changes, status.failed_changes, status.dead_changes);
+            println!(
+                "fresh: {} (age {} s)",
+                status.fresh,
+                status.age_seconds.map_or("-".into(), |a| a.to_string())
+            );
+            println!(
+                "pending changes: {}, failed: {}, dead: {}",
+                status.pending_changes, status.failed_changes, status.dead_changes
+            );
             println!("open conflicts: {}", status.open_conflicts);
-            println!("Airtable requests today: {}, this month: {}", status.requests_today, status.requests_this_month);
+            println!(
+                "Airtable requests today: {}, this month: {}",
+                status.requests_today, status.requests_this_month
+            );
             return Ok(());
         }
     };
@@ -285,7 +333,16 @@ async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
     bar.finish_and_clear();
     println!(
         "{} {}: fetched {}, created {}, updated {}, deleted {}, pushed {}, failed {}, conflicts {}, {} requests",
-        run.kind, run.outcome, run.fetched, run.created, run.updated, run.deleted, run.pushed, run.failed, run.conflicts, run.requests
+        run.kind,
+        run.outcome,
+        run.fetched,
+        run.created,
+        run.updated,
+        run.deleted,
+        run.pushed,
+        run.failed,
+        run.conflicts,
+        run.requests
     );
     if let Some(e) = run.error {
         anyhow::bail!("sync failed: {e}");

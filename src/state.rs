@@ -41,7 +41,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, db: Db, mode: Mode) -> Self {
-        AppState { config: Arc::new(config), db, bus: Bus::default(), mode, reachable: Arc::default(), writes: Arc::default(), sync: None }
+        AppState {
+            config: Arc::new(config),
+            db,
+            bus: Bus::default(),
+            mode,
+            reachable: Arc::default(),
+            writes: Arc::default(),
+            sync: None,
+        }
     }
 
     pub fn airtable_reachable(&self) -> Option<bool> {
@@ -53,7 +61,10 @@ impl AppState {
     }
 
     pub fn set_airtable_reachable(&self, yes: bool) {
-        self.reachable.store(if yes { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+        self.reachable.store(
+            if yes { 1 } else { 2 },
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Called after every committed lead write: wakes the debounced push when syncing.
@@ -66,7 +77,12 @@ impl AppState {
     }
 
     /// Builds the state; with Airtable settings, also the sync engine (not started).
-    pub fn with_sync(config: Config, db: Db, mode: Mode, options: crate::sync::SyncOptions) -> anyhow::Result<Self> {
+    pub fn with_sync(
+        config: Config,
+        db: Db,
+        mode: Mode,
+        options: crate::sync::SyncOptions,
+    ) -> anyhow::Result<Self> {
         let mut state = AppState::new(config, db, mode);
         if let Some(at) = &state.config.airtable {
             let engine = crate::sync::SyncEngine::new(

@@ -6,10 +6,10 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::auth::Role;
 use crate::error::{AppError, AppResult, GqlResultExt};
+use crate::graphql::duplicates::DuplicateRule;
 use crate::graphql::inputs::{EnrichmentInput, LeadInput, LeadPatch};
 use crate::graphql::types::*;
 use crate::graphql::{caller, state};
-use crate::graphql::duplicates::DuplicateRule;
 use crate::leads::dedup::Rule;
 use crate::leads::{WriteCtx, Written, merge, store};
 
@@ -47,7 +47,11 @@ impl LeadsMutation {
     /// same email, or name and company at least 85 % alike) is merged into it instead: its empty
     /// fields are filled, differing values are kept in a `merged` event, and the payload says
     /// `created: false`, `duplicateOf` and `matchedBy`.
-    async fn create_lead(&self, ctx: &Context<'_>, input: LeadInput) -> async_graphql::Result<CreateLeadPayload> {
+    async fn create_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: LeadInput,
+    ) -> async_graphql::Result<CreateLeadPayload> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
         let state = state(ctx);
@@ -55,7 +59,9 @@ impl LeadsMutation {
         let changes = input.into_changes();
         let outcome = state
             .db
-            .write(move |c| merge::create_or_merge(c, &wctx, &changes, crate::time::now(), "createLead"))
+            .write(move |c| {
+                merge::create_or_merge(c, &wctx, &changes, crate::time::now(), "createLead")
+            })
             .await
             .gql()?;
         if !outcome.written.changed_fields.is_empty() || outcome.duplicate_of.is_none() {
@@ -97,8 +103,13 @@ impl LeadsMutation {
             .db
             .write(move |c| {
                 let now = crate::time::now();
-                let built: Vec<AppResult<_>> = changes.iter().map(|ch| store::build(&wctx, ch, now)).collect();
-                if all_or_nothing && let Some((i, Err(e))) = built.iter().enumerate().find(|(_, b)| b.is_err()) {
+                let built: Vec<AppResult<_>> = changes
+                    .iter()
+                    .map(|ch| store::build(&wctx, ch, now))
+                    .collect();
+                if all_or_nothing
+                    && let Some((i, Err(e))) = built.iter().enumerate().find(|(_, b)| b.is_err())
+                {
                     return Err(AppError::validation(
                         format!("inputs[{i}]"),
                         format!("{e} (allOrNothing: nothing was stored)"),
@@ -111,7 +122,13 @@ impl LeadsMutation {
                     out.push(match b {
                         Ok(lead) => {
                             let origin = format!("createLeads input {i}");
-                            Ok(merge::place(c, &wctx, lead, |f| ch.contains_key(f), &origin)?)
+                            Ok(merge::place(
+                                c,
+                                &wctx,
+                                lead,
+                                |f| ch.contains_key(f),
+                                &origin,
+                            )?)
                         }
                         Err(e) => Err(e),
                     });
@@ -120,7 +137,12 @@ impl LeadsMutation {
             })
             .await
             .gql()?;
-        let mut payload = BulkCreatePayload { created: 0, merged: 0, failed: 0, results: Vec::new() };
+        let mut payload = BulkCreatePayload {
+            created: 0,
+            merged: 0,
+            failed: 0,
+            results: Vec::new(),
+        };
         for (i, r) in outcome.into_iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
             match r {
@@ -178,12 +200,20 @@ impl LeadsMutation {
         expected_version: Option<i32>,
     ) -> async_graphql::Result<Lead> {
         let changes = patch.into_changes();
-        let w = write_lead(ctx, move |c, w| store::update(c, w, &id, &changes, expected_version)).await?;
+        let w = write_lead(ctx, move |c, w| {
+            store::update(c, w, &id, &changes, expected_version)
+        })
+        .await?;
         Ok(Lead(w.lead))
     }
 
     /// Moves a lead to another pipeline status (a shortcut for `updateLead`).
-    async fn set_lead_status(&self, ctx: &Context<'_>, id: ID, status: String) -> async_graphql::Result<Lead> {
+    async fn set_lead_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: String,
+    ) -> async_graphql::Result<Lead> {
         let mut changes = serde_json::Map::new();
         changes.insert("status".into(), status.into());
         let w = write_lead(ctx, move |c, w| store::update(c, w, &id, &changes, None)).await?;
@@ -203,12 +233,21 @@ impl LeadsMutation {
     }
 
     /// Adds a note to a lead's history.
-    async fn add_note(&self, ctx: &Context<'_>, lead_id: ID, text: String) -> async_graphql::Result<LeadEvent> {
+    async fn add_note(
+        &self,
+        ctx: &Context<'_>,
+        lead_id: ID,
+        text: String,
+    ) -> async_graphql::Result<LeadEvent> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
         let state = state(ctx);
         let wctx = state.write_ctx(&caller.name);
-        let event = state.db.write(move |c| store::add_note(c, &wctx, &lead_id, &text)).await.gql()?;
+        let event = state
+            .db
+            .write(move |c| store::add_note(c, &wctx, &lead_id, &text))
+            .await
+            .gql()?;
         Ok(LeadEvent(event))
     }
 
@@ -225,7 +264,16 @@ impl LeadsMutation {
         let wctx = state.write_ctx(&caller.name);
         let (enrichment, written) = state
             .db
-            .write(move |c| store::add_enrichment(c, &wctx, &lead_id, &input.provider, &input.data.0, input.confidence))
+            .write(move |c| {
+                store::add_enrichment(
+                    c,
+                    &wctx,
+                    &lead_id,
+                    &input.provider,
+                    &input.data.0,
+                    input.confidence,
+                )
+            })
             .await
             .gql()?;
         if let Some(w) = written {

@@ -47,12 +47,23 @@ impl SyncQuery {
     async fn push_plan(&self, ctx: &Context<'_>) -> async_graphql::Result<PushPlan> {
         caller(ctx)?.require(Role::Read).gql()?;
         let engine = state(ctx).engine().gql()?.clone();
-        let items = engine.db.run(|c| crate::sync::push::due(c, 10_000)).await.gql()?;
+        let items = engine
+            .db
+            .run(|c| crate::sync::push::due(c, 10_000))
+            .await
+            .gql()?;
         let requests = crate::sync::push::plan(&engine, &items)
             .into_iter()
-            .map(|p| PlannedRequest { method: p.method.to_string(), path: p.path, body: async_graphql::Json(p.body) })
+            .map(|p| PlannedRequest {
+                method: p.method.to_string(),
+                path: p.path,
+                body: async_graphql::Json(p.body),
+            })
             .collect();
-        Ok(PushPlan { changes: items.len() as i32, requests })
+        Ok(PushPlan {
+            changes: items.len() as i32,
+            requests,
+        })
     }
 }
 
@@ -70,8 +81,17 @@ impl SyncMutation {
     ) -> async_graphql::Result<SyncRun> {
         caller(ctx)?.require(Role::Write).gql()?;
         let engine = state(ctx).engine().gql()?;
-        let never = engine.db.run(|c| crate::db::meta::get(c, crate::db::meta::LAST_FULL_PULL)).await.gql()?.is_none();
-        let kind = if force.unwrap_or(false) || never { RunKind::FullPull } else { RunKind::IncrementalPull };
+        let never = engine
+            .db
+            .run(|c| crate::db::meta::get(c, crate::db::meta::LAST_FULL_PULL))
+            .await
+            .gql()?
+            .is_none();
+        let kind = if force.unwrap_or(false) || never {
+            RunKind::FullPull
+        } else {
+            RunKind::IncrementalPull
+        };
         let run = engine.start(kind, "manual").await.gql()?;
         Ok(SyncRun::from(&run))
     }
@@ -79,19 +99,40 @@ impl SyncMutation {
     /// Pushes the outbox to Airtable in the background; returns the run (or the one already going).
     async fn sync_pending_changes(&self, ctx: &Context<'_>) -> async_graphql::Result<SyncRun> {
         caller(ctx)?.require(Role::Write).gql()?;
-        let run = state(ctx).engine().gql()?.start(RunKind::Push, "manual").await.gql()?;
+        let run = state(ctx)
+            .engine()
+            .gql()?
+            .start(RunKind::Push, "manual")
+            .await
+            .gql()?;
         Ok(SyncRun::from(&run))
     }
 
     /// Settles a conflict: keep the local value (pushed to Airtable) or Airtable's.
-    async fn resolve_conflict(&self, ctx: &Context<'_>, id: ID, keep: ConflictSide) -> async_graphql::Result<SyncConflict> {
+    async fn resolve_conflict(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        keep: ConflictSide,
+    ) -> async_graphql::Result<SyncConflict> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
         let state = state(ctx);
-        let id: i64 = id.parse().map_err(|_| AppError::validation("id", "not a conflict id")).gql()?;
-        let side = if keep == ConflictSide::Local { Side::Local } else { Side::Remote };
+        let id: i64 = id
+            .parse()
+            .map_err(|_| AppError::validation("id", "not a conflict id"))
+            .gql()?;
+        let side = if keep == ConflictSide::Local {
+            Side::Local
+        } else {
+            Side::Remote
+        };
         let wctx = state.write_ctx(&caller.name);
-        let (conflict, written) = state.db.write(move |c| conflicts::resolve(c, &wctx, id, side)).await.gql()?;
+        let (conflict, written) = state
+            .db
+            .write(move |c| conflicts::resolve(c, &wctx, id, side))
+            .await
+            .gql()?;
         if let Some(w) = written {
             state.bus.publish(&w, &caller.name);
         }
@@ -102,12 +143,22 @@ impl SyncMutation {
     }
 
     /// Makes failed and dead outbox rows due again (one lead, or all). Returns how many.
-    async fn retry_outbox(&self, ctx: &Context<'_>, lead_id: Option<ID>) -> async_graphql::Result<i32> {
+    async fn retry_outbox(
+        &self,
+        ctx: &Context<'_>,
+        lead_id: Option<ID>,
+    ) -> async_graphql::Result<i32> {
         caller(ctx)?.require(Role::Write).gql()?;
         let state = state(ctx);
         let n = state
             .db
-            .write(move |c| crate::leads::outbox::retry(c, lead_id.as_ref().map(|i| i.as_str()), crate::time::now()))
+            .write(move |c| {
+                crate::leads::outbox::retry(
+                    c,
+                    lead_id.as_ref().map(|i| i.as_str()),
+                    crate::time::now(),
+                )
+            })
             .await
             .gql()?;
         if n > 0 {

@@ -1,8 +1,8 @@
 //! The lead store: validation, normalised keys, history, outbox, writes, queries and search.
 //! Everything here is synchronous diesel code meant to run inside `Db::run`/`Db::write`.
 
-pub mod fields;
 pub mod dedup;
+pub mod fields;
 pub mod history;
 pub mod keys;
 pub mod merge;

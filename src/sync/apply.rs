@@ -68,7 +68,11 @@ pub fn local_snapshot(lead: &Lead) -> Snapshot {
 pub fn remote_snapshot(remote: &RemoteLead) -> Snapshot {
     let mut scratch = store::blank(String::new(), crate::time::now());
     for f in fields::SYNCED {
-        set_remote(&mut scratch, f, remote.values.get(*f).unwrap_or(&Value::Null));
+        set_remote(
+            &mut scratch,
+            f,
+            remote.values.get(*f).unwrap_or(&Value::Null),
+        );
     }
     let mut s: Snapshot = fields::snapshot(&scratch).into_iter().collect();
     for (k, v) in &remote.extra {
@@ -136,18 +140,28 @@ fn find_for(conn: &mut SqliteConnection, remote: &RemoteLead) -> Result<Option<L
 }
 
 /// Applies one pulled record (inside the caller's transaction).
-pub fn apply_remote(conn: &mut SqliteConnection, ctx: &MergeCtx, remote: &RemoteLead) -> Result<Applied, AppError> {
+pub fn apply_remote(
+    conn: &mut SqliteConnection,
+    ctx: &MergeCtx,
+    remote: &RemoteLead,
+) -> Result<Applied, AppError> {
     let remote_snap = remote_snapshot(remote);
     let remote_modified = remote.modified_at.map(|t| t.naive_utc());
     let Some(old) = find_for(conn, remote)? else {
         return create_from_remote(conn, ctx, remote, &remote_snap, remote_modified);
     };
-    let pending: Option<OutboxRow> = outbox::table.find(&old.id).select(OutboxRow::as_select()).first(conn).optional()?;
+    let pending: Option<OutboxRow> = outbox::table
+        .find(&old.id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?;
     if pending.as_ref().is_some_and(|p| p.operation == "delete") {
         // Deleted here and not pushed yet: the push deletes the record; nothing to merge.
         return Ok(Applied::default());
     }
-    let pending_fields: BTreeSet<String> = crate::leads::outbox::pending_fields(pending.as_ref()).into_iter().collect();
+    let pending_fields: BTreeSet<String> = crate::leads::outbox::pending_fields(pending.as_ref())
+        .into_iter()
+        .collect();
     let base = parse_snapshot(old.remote_fields.as_deref());
     let local = local_snapshot(&old);
 
@@ -155,7 +169,11 @@ pub fn apply_remote(conn: &mut SqliteConnection, ctx: &MergeCtx, remote: &Remote
     new.airtable_id = Some(remote.airtable_id.clone());
     let mut won_by_remote: Vec<String> = Vec::new();
     let mut conflicts: Vec<(String, Value, Value, Value, &'static str)> = Vec::new();
-    let keys: BTreeSet<&String> = remote_snap.keys().chain(local.keys()).chain(base.iter().flat_map(|b| b.keys())).collect();
+    let keys: BTreeSet<&String> = remote_snap
+        .keys()
+        .chain(local.keys())
+        .chain(base.iter().flat_map(|b| b.keys()))
+        .collect();
     for key in keys {
         let null = Value::Null;
         let r = remote_snap.get(key).unwrap_or(&null);
@@ -188,7 +206,13 @@ pub fn apply_remote(conn: &mut SqliteConnection, ctx: &MergeCtx, remote: &Remote
             put(&mut new, key, r);
             won_by_remote.push(key.clone());
         }
-        conflicts.push((key.clone(), l.clone(), r.clone(), b.cloned().unwrap_or(Value::Null), if remote_wins { "remote" } else { "local" }));
+        conflicts.push((
+            key.clone(),
+            l.clone(),
+            r.clone(),
+            b.cloned().unwrap_or(Value::Null),
+            if remote_wins { "remote" } else { "local" },
+        ));
     }
 
     for (field, local_v, remote_v, base_v, resolution) in &conflicts {
@@ -204,16 +228,35 @@ pub fn apply_remote(conn: &mut SqliteConnection, ctx: &MergeCtx, remote: &Remote
             ))
             .execute(conn)?;
         let mut changes = Map::new();
-        changes.insert(field.clone(), Value::Array(vec![local_v.clone(), remote_v.clone()]));
+        changes.insert(
+            field.clone(),
+            Value::Array(vec![local_v.clone(), remote_v.clone()]),
+        );
         let msg = format!("{field} changed here and in Airtable; kept the {resolution} value");
-        history::record(conn, &old.id, kind::CONFLICT, ACTOR, &changes, Some(&msg), ctx.now)?;
+        history::record(
+            conn,
+            &old.id,
+            kind::CONFLICT,
+            ACTOR,
+            &changes,
+            Some(&msg),
+            ctx.now,
+        )?;
     }
     let remaining = drop_outbox_fields(conn, &old.id, &won_by_remote)?;
 
     if old.deleted_at.is_some() {
         // Deleted here because it had disappeared from Airtable; it is back.
         new.deleted_at = None;
-        history::record(conn, &old.id, kind::RESTORED, ACTOR, &Map::new(), None, ctx.now)?;
+        history::record(
+            conn,
+            &old.id,
+            kind::RESTORED,
+            ACTOR,
+            &Map::new(),
+            None,
+            ctx.now,
+        )?;
     }
     keys::apply(&mut new);
     let changes = fields::diff(&old, &new);
@@ -228,28 +271,50 @@ pub fn apply_remote(conn: &mut SqliteConnection, ctx: &MergeCtx, remote: &Remote
     } else {
         "synced".into()
     };
-    let visible_change = !changes.is_empty() || old.deleted_at.is_some() || old.airtable_id != new.airtable_id;
+    let visible_change =
+        !changes.is_empty() || old.deleted_at.is_some() || old.airtable_id != new.airtable_id;
     if visible_change {
         new.version = old.version + 1;
         new.updated_at = ctx.now;
     }
-    diesel::update(leads::table.filter(leads::id.eq(&old.id))).set(&new).execute(conn)?;
-    let mut applied = Applied { conflicts: conflicts.len() as i32, ..Default::default() };
+    diesel::update(leads::table.filter(leads::id.eq(&old.id)))
+        .set(&new)
+        .execute(conn)?;
+    let mut applied = Applied {
+        conflicts: conflicts.len() as i32,
+        ..Default::default()
+    };
     if !changes.is_empty() {
         let changed: Vec<String> = changes.keys().cloned().collect();
         history::record_change(conn, &new.id, kind::PULLED, ACTOR, changes, ctx.now)?;
         applied.updated = true;
-        applied.written = Some(Written { lead: new, kind: ChangeKind::Updated, changed_fields: changed });
+        applied.written = Some(Written {
+            lead: new,
+            kind: ChangeKind::Updated,
+            changed_fields: changed,
+        });
     } else if visible_change {
-        applied.written = Some(Written { lead: new, kind: ChangeKind::Updated, changed_fields: vec![] });
+        applied.written = Some(Written {
+            lead: new,
+            kind: ChangeKind::Updated,
+            changed_fields: vec![],
+        });
     }
     Ok(applied)
 }
 
 /// Removes fields from a lead's queued outbox row (Airtable's value won). Returns whether
 /// anything is still queued for the lead.
-pub fn drop_outbox_fields(conn: &mut SqliteConnection, lead_id: &str, drop: &[String]) -> Result<bool, AppError> {
-    let Some(mut row) = outbox::table.find(lead_id).select(OutboxRow::as_select()).first::<OutboxRow>(conn).optional()?
+pub fn drop_outbox_fields(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    drop: &[String],
+) -> Result<bool, AppError> {
+    let Some(mut row) = outbox::table
+        .find(lead_id)
+        .select(OutboxRow::as_select())
+        .first::<OutboxRow>(conn)
+        .optional()?
     else {
         return Ok(false);
     };
@@ -264,7 +329,9 @@ pub fn drop_outbox_fields(conn: &mut SqliteConnection, lead_id: &str, drop: &[St
     }
     row.fields = serde_json::to_string(&fields)?;
     row.seq += 1;
-    diesel::update(outbox::table.find(lead_id)).set(&row).execute(conn)?;
+    diesel::update(outbox::table.find(lead_id))
+        .set(&row)
+        .execute(conn)?;
     Ok(true)
 }
 
@@ -294,12 +361,26 @@ fn create_from_remote(
     lead.remote_modified_at = remote_modified;
     lead.synced_at = Some(ctx.now);
     lead.sync_state = "synced".into();
-    diesel::insert_into(leads::table).values(&lead).execute(conn)?;
+    diesel::insert_into(leads::table)
+        .values(&lead)
+        .execute(conn)?;
     let changes = fields::created(&lead);
     let changed: Vec<String> = changes.keys().cloned().collect();
-    history::record(conn, &lead.id, kind::PULLED, ACTOR, &changes, Some("created in Airtable"), ctx.now)?;
+    history::record(
+        conn,
+        &lead.id,
+        kind::PULLED,
+        ACTOR,
+        &changes,
+        Some("created in Airtable"),
+        ctx.now,
+    )?;
     Ok(Applied {
-        written: Some(Written { lead, kind: ChangeKind::Created, changed_fields: changed }),
+        written: Some(Written {
+            lead,
+            kind: ChangeKind::Created,
+            changed_fields: changed,
+        }),
         created: true,
         updated: false,
         conflicts: 0,
@@ -332,11 +413,25 @@ pub fn delete_missing(
         new.remote_fields = None;
         new.sync_state = "synced".into();
         new.synced_at = Some(now);
-        diesel::update(leads::table.filter(leads::id.eq(&id))).set(&new).execute(conn)?;
+        diesel::update(leads::table.filter(leads::id.eq(&id)))
+            .set(&new)
+            .execute(conn)?;
         diesel::delete(outbox::table.find(&id)).execute(conn)?;
         let msg = format!("record {airtable_id} was deleted in Airtable");
-        history::record(conn, &id, kind::DELETED, ACTOR, &Map::new(), Some(&msg), now)?;
-        out.push(Written { lead: new, kind: ChangeKind::Deleted, changed_fields: vec![] });
+        history::record(
+            conn,
+            &id,
+            kind::DELETED,
+            ACTOR,
+            &Map::new(),
+            Some(&msg),
+            now,
+        )?;
+        out.push(Written {
+            lead: new,
+            kind: ChangeKind::Deleted,
+            changed_fields: vec![],
+        });
     }
     Ok(out)
 }

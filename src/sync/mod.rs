@@ -102,7 +102,11 @@ impl SyncEngine {
         let client = HttpClient::from_config(cfg, options.client.clone())?;
         let quick = HttpClient::from_config(
             cfg,
-            ClientOptions { max_attempts: 1, request_timeout: Duration::from_secs(3), ..options.client.clone() },
+            ClientOptions {
+                max_attempts: 1,
+                request_timeout: Duration::from_secs(3),
+                ..options.client.clone()
+            },
         )?;
         let probe = client.clone();
         Ok(SyncEngine {
@@ -128,7 +132,8 @@ impl SyncEngine {
     }
 
     pub(crate) fn set_reachable(&self, yes: bool) {
-        self.reachable.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+        self.reachable
+            .store(if yes { 1 } else { 2 }, Ordering::Relaxed);
     }
 
     /// The run in progress, if any.
@@ -138,20 +143,28 @@ impl SyncEngine {
     }
 
     /// Starts a run in the background and returns its row right away (or the run already going).
-    pub async fn start(self: &Arc<Self>, kind: RunKind, trigger: &str) -> Result<SyncRun, AppError> {
+    pub async fn start(
+        self: &Arc<Self>,
+        kind: RunKind,
+        trigger: &str,
+    ) -> Result<SyncRun, AppError> {
         let Ok(guard) = self.running.clone().try_lock_owned() else {
             if let Some(run) = self.current_run().await {
                 return Ok(run);
             }
-            return Err(AppError::Conflict("a sync run is finishing; try again in a moment".into()));
+            return Err(AppError::Conflict(
+                "a sync run is finishing; try again in a moment".into(),
+            ));
         };
         let handle = RunHandle::begin(&self.db, &self.bus, kind, trigger).await?;
         self.set_current(Some(handle.id));
-        let first = self.db.run({
-            let id = handle.id;
-            move |c| runs::get(c, id)
-        })
-        .await?;
+        let first = self
+            .db
+            .run({
+                let id = handle.id;
+                move |c| runs::get(c, id)
+            })
+            .await?;
         let engine = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -214,8 +227,10 @@ impl SyncEngine {
         };
         counts.requests = used.requests() as i32;
         counts.retries = used.retries as i32;
-        metrics::counter!("sync_runs_total", "kind" => kind.as_str(), "outcome" => outcome).increment(1);
-        metrics::histogram!("sync_run_duration_seconds", "kind" => kind.as_str()).record(started.elapsed().as_secs_f64());
+        metrics::counter!("sync_runs_total", "kind" => kind.as_str(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("sync_run_duration_seconds", "kind" => kind.as_str())
+            .record(started.elapsed().as_secs_f64());
         self.set_current(None);
         match handle.finish(outcome, &counts, error).await {
             Ok(run) => run,
@@ -255,7 +270,11 @@ impl SyncEngine {
             .db
             .write(move |c| {
                 diesel::insert_into(airtable_usage::table)
-                    .values((airtable_usage::day.eq(&day), airtable_usage::kind.eq(kind_s), airtable_usage::requests.eq(n as i64)))
+                    .values((
+                        airtable_usage::day.eq(&day),
+                        airtable_usage::kind.eq(kind_s),
+                        airtable_usage::requests.eq(n as i64),
+                    ))
                     .on_conflict((airtable_usage::day, airtable_usage::kind))
                     .do_update()
                     .set(airtable_usage::requests.eq(airtable_usage::requests + n as i64))
@@ -266,7 +285,12 @@ impl SyncEngine {
         if let Some(q) = self.monthly_quota
             && used * 100 >= q * 80
         {
-            tracing::warn!(used, quota = q, "Airtable usage this month is at {}% of AIRTABLE_MONTHLY_QUOTA", used * 100 / q);
+            tracing::warn!(
+                used,
+                quota = q,
+                "Airtable usage this month is at {}% of AIRTABLE_MONTHLY_QUOTA",
+                used * 100 / q
+            );
         }
         Ok(())
     }
@@ -274,7 +298,9 @@ impl SyncEngine {
     /// Whether optional pulls should be skipped to save the monthly quota (at 95 %); pushes
     /// always go on.
     pub async fn near_quota(&self) -> bool {
-        let Some(q) = self.monthly_quota else { return false };
+        let Some(q) = self.monthly_quota else {
+            return false;
+        };
         match self.db.run(month_usage).await {
             Ok(used) => used * 100 >= q * 95,
             Err(_) => false,
@@ -283,7 +309,11 @@ impl SyncEngine {
 
     /// Starts the background tasks: the first pull (empty cache: full; stale: incremental) and
     /// the debounced push after writes.
-    pub fn spawn_background(self: &Arc<Self>, writes: Arc<tokio::sync::Notify>, stale_after: Duration) {
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        writes: Arc<tokio::sync::Notify>,
+        stale_after: Duration,
+    ) {
         let engine = self.clone();
         tokio::spawn(async move {
             let meta = engine.db.run(|c| {
@@ -297,7 +327,13 @@ impl SyncEngine {
             let stale = last.is_none_or(|t| {
                 (crate::time::now() - t).to_std().unwrap_or_default() > stale_after
             });
-            let kind = if full.is_none() { Some(RunKind::FullPull) } else if stale { Some(RunKind::IncrementalPull) } else { None };
+            let kind = if full.is_none() {
+                Some(RunKind::FullPull)
+            } else if stale {
+                Some(RunKind::IncrementalPull)
+            } else {
+                None
+            };
             if let Some(kind) = kind {
                 tracing::info!(kind = kind.as_str(), "start-up pull");
                 let _ = engine.run(kind, "startup").await;
@@ -310,7 +346,9 @@ impl SyncEngine {
                 writes.notified().await;
                 // Debounce: wait until writes pause, then push once.
                 loop {
-                    match tokio::time::timeout(engine.options.push_debounce, writes.notified()).await {
+                    match tokio::time::timeout(engine.options.push_debounce, writes.notified())
+                        .await
+                    {
                         Ok(()) => continue,
                         Err(_) => break,
                     }
@@ -331,4 +369,3 @@ fn month_usage(c: &mut diesel::sqlite::SqliteConnection) -> Result<u64, AppError
         .load(c)?;
     Ok(rows.iter().sum::<i64>().max(0) as u64)
 }
-

@@ -35,13 +35,25 @@ pub enum PullMode {
 
 impl SyncEngine {
     /// Applies one page in one transaction and announces the changes.
-    async fn apply_page(&self, records: Vec<Record>, counts: &mut Counts) -> Result<Option<DateTime<Utc>>, AppError> {
+    async fn apply_page(
+        &self,
+        records: Vec<Record>,
+        counts: &mut Counts,
+    ) -> Result<Option<DateTime<Utc>>, AppError> {
         let remotes: Vec<_> = records.iter().map(|r| self.map.from_record(r)).collect();
         let newest = remotes.iter().filter_map(|r| r.modified_at).max();
-        let ctx = MergeCtx { policy: self.policy, now: crate::time::now() };
+        let ctx = MergeCtx {
+            policy: self.policy,
+            now: crate::time::now(),
+        };
         let results = self
             .db
-            .write(move |c| remotes.iter().map(|r| apply::apply_remote(c, &ctx, r)).collect::<Result<Vec<_>, _>>())
+            .write(move |c| {
+                remotes
+                    .iter()
+                    .map(|r| apply::apply_remote(c, &ctx, r))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .await?;
         counts.fetched += records.len() as i32;
         for a in results {
@@ -56,21 +68,39 @@ impl SyncEngine {
     }
 
     /// A full or incremental pull. Returns the counts.
-    pub(crate) async fn pull(&self, mode: PullMode, run: &crate::sync::runs::RunHandle) -> Result<Counts, RunError> {
+    pub(crate) async fn pull(
+        &self,
+        mode: PullMode,
+        run: &crate::sync::runs::RunHandle,
+    ) -> Result<Counts, RunError> {
         let started = crate::time::now();
         let watermark = match mode {
             PullMode::Full => None,
-            PullMode::Incremental => self.db.run(|c| meta::get_time(c, meta::PULL_WATERMARK)).await?,
+            PullMode::Incremental => {
+                self.db
+                    .run(|c| meta::get_time(c, meta::PULL_WATERMARK))
+                    .await?
+            }
         };
-        let mut params = ListParams { page_size: Some(PAGE_SIZE), ..Default::default() };
+        let mut params = ListParams {
+            page_size: Some(PAGE_SIZE),
+            ..Default::default()
+        };
         if let Some(w) = watermark {
-            params.filter_by_formula = Some(formula::modified_after(self.map.modified_field(), w.and_utc()));
+            params.filter_by_formula = Some(formula::modified_after(
+                self.map.modified_field(),
+                w.and_utc(),
+            ));
         }
         let mut counts = Counts::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut newest: Option<DateTime<Utc>> = None;
         let mut pass = ListPass::new(self.api.as_ref(), params, self.options.max_pass_restarts);
-        let phase = if watermark.is_some() { "pulling changes" } else { "pulling all records" };
+        let phase = if watermark.is_some() {
+            "pulling changes"
+        } else {
+            "pulling all records"
+        };
         loop {
             let event = match pass.next().await {
                 Ok(e) => e,
@@ -86,7 +116,10 @@ impl SyncEngine {
             match event {
                 None => break,
                 Some(PassEvent::Restarted { restarts }) => {
-                    tracing::info!(restarts, "Airtable list offset expired; restarting the pass");
+                    tracing::info!(
+                        restarts,
+                        "Airtable list offset expired; restarting the pass"
+                    );
                     seen.clear();
                 }
                 Some(PassEvent::Page(records)) => {
@@ -101,13 +134,22 @@ impl SyncEngine {
         if is_full {
             counts.deleted += self.delete_missing(seen).await?;
         }
-        let next_watermark = next_watermark(watermark.map(|w| w.and_utc()), newest, started.and_utc(), self.options.overlap);
+        let next_watermark = next_watermark(
+            watermark.map(|w| w.and_utc()),
+            newest,
+            started.and_utc(),
+            self.options.overlap,
+        );
         self.db
             .write(move |c| {
                 if let Some(w) = next_watermark {
                     meta::set_time(c, meta::PULL_WATERMARK, w.naive_utc())?;
                 }
-                let key = if is_full { meta::LAST_FULL_PULL } else { meta::LAST_INCREMENTAL_PULL };
+                let key = if is_full {
+                    meta::LAST_FULL_PULL
+                } else {
+                    meta::LAST_INCREMENTAL_PULL
+                };
                 meta::set_time(c, key, crate::time::now())
             })
             .await?;
@@ -116,7 +158,10 @@ impl SyncEngine {
 
     async fn delete_missing(&self, seen: HashSet<String>) -> Result<i32, AppError> {
         let now = crate::time::now();
-        let deleted = self.db.write(move |c| apply::delete_missing(c, &seen, now)).await?;
+        let deleted = self
+            .db
+            .write(move |c| apply::delete_missing(c, &seen, now))
+            .await?;
         for w in &deleted {
             self.bus.publish(w, apply::ACTOR);
         }
@@ -124,7 +169,10 @@ impl SyncEngine {
     }
 
     /// Lists every record id (one small field each) and deletes locally what Airtable lost.
-    pub(crate) async fn sweep(&self, run: &crate::sync::runs::RunHandle) -> Result<Counts, RunError> {
+    pub(crate) async fn sweep(
+        &self,
+        run: &crate::sync::runs::RunHandle,
+    ) -> Result<Counts, RunError> {
         let params = ListParams {
             page_size: Some(PAGE_SIZE),
             fields: vec![self.map.modified_field().to_string()],
@@ -144,12 +192,17 @@ impl SyncEngine {
             }
         }
         counts.deleted += self.delete_missing(seen).await?;
-        self.db.write(|c| meta::set_time(c, meta::LAST_SWEEP, crate::time::now())).await?;
+        self.db
+            .write(|c| meta::set_time(c, meta::LAST_SWEEP, crate::time::now()))
+            .await?;
         Ok(counts)
     }
 
     /// Fetches one record that is not in the cache (read-through) and stores it.
-    pub async fn read_through(&self, airtable_id: &str) -> Result<Option<crate::db::models::Lead>, AppError> {
+    pub async fn read_through(
+        &self,
+        airtable_id: &str,
+    ) -> Result<Option<crate::db::models::Lead>, AppError> {
         let record = match self.quick_api.get_record(airtable_id).await {
             Ok(r) => {
                 self.set_reachable(true);
@@ -163,22 +216,35 @@ impl SyncEngine {
                 return Ok(None);
             }
         };
-        let Some(record) = record else { return Ok(None) };
+        let Some(record) = record else {
+            return Ok(None);
+        };
         let remote = self.map.from_record(&record);
-        let ctx = MergeCtx { policy: self.policy, now: crate::time::now() };
-        let applied = self.db.write(move |c| apply::apply_remote(c, &ctx, &remote)).await?;
+        let ctx = MergeCtx {
+            policy: self.policy,
+            now: crate::time::now(),
+        };
+        let applied = self
+            .db
+            .write(move |c| apply::apply_remote(c, &ctx, &remote))
+            .await?;
         if let Some(w) = &applied.written {
             self.bus.publish(w, apply::ACTOR);
         }
         let id = airtable_id.to_string();
-        self.db.run(move |c| crate::leads::store::find(c, &id)).await
+        self.db
+            .run(move |c| crate::leads::store::find(c, &id))
+            .await
     }
 }
 
 /// Errors that mean the table has no usable modified field for `filterByFormula`.
 fn missing_modified_field(e: &AirtableError) -> bool {
     use crate::airtable::UnprocessableKind as K;
-    matches!(e.unprocessable_kind(), Some(K::InvalidFilterByFormula | K::UnknownFieldName))
+    matches!(
+        e.unprocessable_kind(),
+        Some(K::InvalidFilterByFormula | K::UnknownFieldName)
+    )
 }
 
 /// The next watermark: the newest modified time seen, but never later than the pull's start
@@ -210,13 +276,27 @@ mod tests {
         let start = t("2026-01-01T12:00:10Z");
         let o = Duration::from_secs(5);
         // Old records: the watermark is the newest seen.
-        assert_eq!(next_watermark(None, Some(t("2026-01-01T11:00:00Z")), start, o), Some(t("2026-01-01T11:00:00Z")));
+        assert_eq!(
+            next_watermark(None, Some(t("2026-01-01T11:00:00Z")), start, o),
+            Some(t("2026-01-01T11:00:00Z"))
+        );
         // A record changed just now: capped, so the next pull looks again.
-        assert_eq!(next_watermark(None, Some(t("2026-01-01T12:00:09Z")), start, o), Some(t("2026-01-01T12:00:05Z")));
+        assert_eq!(
+            next_watermark(None, Some(t("2026-01-01T12:00:09Z")), start, o),
+            Some(t("2026-01-01T12:00:05Z"))
+        );
         // Nothing seen: keep the old one.
         let old = Some(t("2026-01-01T10:00:00Z"));
         assert_eq!(next_watermark(old, None, start, o), old);
         // Never moves backwards.
-        assert_eq!(next_watermark(Some(t("2026-01-01T12:00:07Z")), Some(t("2026-01-01T12:00:09Z")), start, o), Some(t("2026-01-01T12:00:07Z")));
+        assert_eq!(
+            next_watermark(
+                Some(t("2026-01-01T12:00:07Z")),
+                Some(t("2026-01-01T12:00:09Z")),
+                start,
+                o
+            ),
+            Some(t("2026-01-01T12:00:07Z"))
+        );
     }
 }

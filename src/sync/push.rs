@@ -73,7 +73,8 @@ pub fn action(item: &Item) -> Action {
 
 /// The Airtable fields a create sends: every synced field, `extra`, and the Lead ID.
 pub fn create_fields(engine: &SyncEngine, lead: &Lead) -> Fields {
-    let mut values: BTreeMap<String, Value> = crate::leads::fields::snapshot(lead).into_iter().collect();
+    let mut values: BTreeMap<String, Value> =
+        crate::leads::fields::snapshot(lead).into_iter().collect();
     values.insert("id".into(), Value::String(lead.id.clone()));
     let extra: Map<String, Value> = serde_json::from_str(&lead.extra).unwrap_or_default();
     engine.map.to_fields(&values, Some(&extra))
@@ -109,7 +110,10 @@ pub fn due(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Item>, AppErro
         .limit(limit)
         .select((OutboxRow::as_select(), Lead::as_select()))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(row, lead)| Item { row, lead }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(row, lead)| Item { row, lead })
+        .collect())
 }
 
 /// One planned request (dry run).
@@ -124,34 +128,63 @@ pub struct Planned {
 pub fn plan(engine: &SyncEngine, items: &[Item]) -> Vec<Planned> {
     let path = format!("/v0/{}/{}", engine.base_id, engine.table);
     let mut out = Vec::new();
-    let group = |a: Action| items.iter().filter(move |i| action(i) == a).collect::<Vec<_>>();
+    let group = |a: Action| {
+        items
+            .iter()
+            .filter(move |i| action(i) == a)
+            .collect::<Vec<_>>()
+    };
     for chunk in group(Action::Create).chunks(MAX_BATCH) {
-        let records: Vec<Value> = chunk.iter().map(|i| serde_json::json!({"fields": create_fields(engine, &i.lead)})).collect();
+        let records: Vec<Value> = chunk
+            .iter()
+            .map(|i| serde_json::json!({"fields": create_fields(engine, &i.lead)}))
+            .collect();
         let body = if engine.creates_upsert() {
             serde_json::json!({"performUpsert": {"fieldsToMergeOn": [engine.map.lead_id_field()]}, "records": records, "typecast": true})
         } else {
             serde_json::json!({"records": records, "typecast": true})
         };
-        out.push(Planned { method: if engine.creates_upsert() { "PATCH" } else { "POST" }, path: path.clone(), body });
+        out.push(Planned {
+            method: if engine.creates_upsert() {
+                "PATCH"
+            } else {
+                "POST"
+            },
+            path: path.clone(),
+            body,
+        });
     }
     for chunk in group(Action::Update).chunks(MAX_BATCH) {
         let records: Vec<Value> = chunk
             .iter()
             .map(|i| serde_json::json!({"id": i.lead.airtable_id, "fields": update_fields(engine, i)}))
             .collect();
-        out.push(Planned { method: "PATCH", path: path.clone(), body: serde_json::json!({"records": records, "typecast": true}) });
+        out.push(Planned {
+            method: "PATCH",
+            path: path.clone(),
+            body: serde_json::json!({"records": records, "typecast": true}),
+        });
     }
     for chunk in group(Action::Delete).chunks(MAX_BATCH) {
-        let ids: Vec<String> = chunk.iter().filter_map(|i| i.lead.airtable_id.clone()).collect();
+        let ids: Vec<String> = chunk
+            .iter()
+            .filter_map(|i| i.lead.airtable_id.clone())
+            .collect();
         let query: Vec<String> = ids.iter().map(|id| format!("records[]={id}")).collect();
-        out.push(Planned { method: "DELETE", path: format!("{path}?{}", query.join("&")), body: Value::Null });
+        out.push(Planned {
+            method: "DELETE",
+            path: format!("{path}?{}", query.join("&")),
+            body: Value::Null,
+        });
     }
     out
 }
 
 /// Backoff before attempt `attempts + 1`: 1 s doubling, at most 5 min, full jitter.
 fn backoff(attempts: i32) -> Duration {
-    let ceiling = Duration::from_secs(1).saturating_mul(1u32 << attempts.clamp(0, 20) as u32).min(Duration::from_secs(300));
+    let ceiling = Duration::from_secs(1)
+        .saturating_mul(1u32 << attempts.clamp(0, 20) as u32)
+        .min(Duration::from_secs(300));
     let ms = rand::random_range(0..=ceiling.as_millis().max(1) as u64);
     Duration::from_millis(ms.max(500))
 }
@@ -169,7 +202,10 @@ impl SyncEngine {
         let mut skip: Vec<String> = Vec::new();
         loop {
             let items: Vec<Item> = self.db.run(|c| due(c, ROUND)).await?;
-            let items: Vec<Item> = items.into_iter().filter(|i| !skip.contains(&i.row.lead_id)).collect();
+            let items: Vec<Item> = items
+                .into_iter()
+                .filter(|i| !skip.contains(&i.row.lead_id))
+                .collect();
             if items.is_empty() {
                 break;
             }
@@ -186,13 +222,14 @@ impl SyncEngine {
             }
             let drops = by.remove(&3).unwrap_or_default();
             if !drops.is_empty() {
-                self.db.write(move |c| {
-                    for i in &drops {
-                        finish_row(c, &i.row)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+                self.db
+                    .write(move |c| {
+                        for i in &drops {
+                            finish_row(c, &i.row)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
             }
             for (key, items) in by {
                 for chunk in items.chunks(MAX_BATCH) {
@@ -220,7 +257,12 @@ impl SyncEngine {
     }
 
     /// Sends one batch; on 422 splits it to isolate the rejected records.
-    async fn send_split<F, Fut>(&self, items: Vec<Item>, send: &F, counts: &mut Counts) -> Result<Vec<(Item, Option<Record>)>, BatchError>
+    async fn send_split<F, Fut>(
+        &self,
+        items: Vec<Item>,
+        send: &F,
+        counts: &mut Counts,
+    ) -> Result<Vec<(Item, Option<Record>)>, BatchError>
     where
         F: Fn(Vec<Item>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<(Item, Option<Record>)>, AirtableError>>,
@@ -254,7 +296,12 @@ impl SyncEngine {
                     if e.is_retryable() && !e.is_rate_limited() {
                         // Airtable is down or failing: back off these rows.
                         let message = e.to_string();
-                        let rows: Vec<OutboxRow> = queue.iter().flatten().chain(batch.iter()).map(|i| i.row.clone()).collect();
+                        let rows: Vec<OutboxRow> = queue
+                            .iter()
+                            .flatten()
+                            .chain(batch.iter())
+                            .map(|i| i.row.clone())
+                            .collect();
                         let _ = self
                             .db
                             .write(move |c| {
@@ -276,7 +323,10 @@ impl SyncEngine {
         let send = |batch: Vec<Item>| async move {
             let fields: Vec<Fields> = batch.iter().map(|i| create_fields(self, &i.lead)).collect();
             let records = self.api.create(&fields).await?;
-            Ok(batch.into_iter().zip(records.into_iter().map(Some)).collect())
+            Ok(batch
+                .into_iter()
+                .zip(records.into_iter().map(Some))
+                .collect())
         };
         let done = self.send_split(items, &send, counts).await?;
         self.store_results(done, counts).await
@@ -286,10 +336,14 @@ impl SyncEngine {
         let send = |batch: Vec<Item>| async move {
             let updates: Vec<RecordUpdate> = batch
                 .iter()
-                .map(|i| RecordUpdate { id: i.lead.airtable_id.clone().unwrap_or_default(), fields: update_fields(self, i) })
+                .map(|i| RecordUpdate {
+                    id: i.lead.airtable_id.clone().unwrap_or_default(),
+                    fields: update_fields(self, i),
+                })
                 .collect();
             let records = self.api.update(&updates).await?;
-            let mut by_id: BTreeMap<String, Record> = records.into_iter().map(|r| (r.id.clone(), r)).collect();
+            let mut by_id: BTreeMap<String, Record> =
+                records.into_iter().map(|r| (r.id.clone(), r)).collect();
             Ok(batch
                 .into_iter()
                 .map(|i| {
@@ -304,7 +358,10 @@ impl SyncEngine {
 
     async fn push_deletes(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
         let send = |batch: Vec<Item>| async move {
-            let ids: Vec<String> = batch.iter().filter_map(|i| i.lead.airtable_id.clone()).collect();
+            let ids: Vec<String> = batch
+                .iter()
+                .filter_map(|i| i.lead.airtable_id.clone())
+                .collect();
             self.api.delete(&ids).await?;
             Ok(batch.into_iter().map(|i| (i, None)).collect())
         };
@@ -313,13 +370,19 @@ impl SyncEngine {
     }
 
     /// Stores what Airtable answered: ids, merge bases, outbox rows done.
-    async fn store_results(&self, done: Vec<(Item, Option<Record>)>, counts: &mut Counts) -> Result<(), BatchError> {
+    async fn store_results(
+        &self,
+        done: Vec<(Item, Option<Record>)>,
+        counts: &mut Counts,
+    ) -> Result<(), BatchError> {
         if done.is_empty() {
             return Ok(());
         }
         counts.pushed += done.len() as i32;
-        let remotes: Vec<(Item, Option<crate::airtable::RemoteLead>)> =
-            done.into_iter().map(|(i, r)| (i, r.map(|r| self.map.from_record(&r)))).collect();
+        let remotes: Vec<(Item, Option<crate::airtable::RemoteLead>)> = done
+            .into_iter()
+            .map(|(i, r)| (i, r.map(|r| self.map.from_record(&r))))
+            .collect();
         let written = self
             .db
             .write(move |c| {
@@ -333,7 +396,11 @@ impl SyncEngine {
                 Ok(out)
             })
             .await
-            .map_err(|e| BatchError::Stop(AirtableError::Decode(format!("storing the push result failed: {e}"))))?;
+            .map_err(|e| {
+                BatchError::Stop(AirtableError::Decode(format!(
+                    "storing the push result failed: {e}"
+                )))
+            })?;
         for w in &written {
             self.bus.publish(w, apply::ACTOR);
         }
@@ -361,8 +428,11 @@ fn store_one(
         (_, Some(r)) => {
             lead.airtable_id = Some(r.airtable_id.clone());
             // The new base: Airtable's answer for what was sent, the old base for the rest.
-            let mut base: apply::Snapshot =
-                lead.remote_fields.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+            let mut base: apply::Snapshot = lead
+                .remote_fields
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default();
             let answer = remote_snapshot(r);
             let sent: Vec<String> = if act == Action::Create {
                 answer.keys().cloned().collect()
@@ -383,52 +453,99 @@ fn store_one(
     let still_queued = finish_row(conn, &item.row)?;
     lead.synced_at = Some(now);
     if lead.sync_state != "conflict" {
-        lead.sync_state = if still_queued { "pending".into() } else { "synced".into() };
+        lead.sync_state = if still_queued {
+            "pending".into()
+        } else {
+            "synced".into()
+        };
     }
-    diesel::update(leads::table.filter(leads::id.eq(&lead.id))).set(&lead).execute(conn)?;
+    diesel::update(leads::table.filter(leads::id.eq(&lead.id)))
+        .set(&lead)
+        .execute(conn)?;
     let msg = match act {
-        Action::Create => format!("created in Airtable as {}", lead.airtable_id.as_deref().unwrap_or("?")),
+        Action::Create => format!(
+            "created in Airtable as {}",
+            lead.airtable_id.as_deref().unwrap_or("?")
+        ),
         Action::Update => format!("sent {} to Airtable", item.fields().join(", ")),
         Action::Delete => "deleted in Airtable".to_string(),
         Action::Drop => return Ok(None),
     };
-    history::record(conn, &lead.id, kind::PUSHED, "system", &Map::new(), Some(&msg), now)?;
+    history::record(
+        conn,
+        &lead.id,
+        kind::PUSHED,
+        "system",
+        &Map::new(),
+        Some(&msg),
+        now,
+    )?;
     Ok(None)
 }
 
 /// Removes a pushed row unless it changed meanwhile; then it stays, as an update. Returns
 /// whether the lead still has a queued row.
 fn finish_row(conn: &mut SqliteConnection, sent: &OutboxRow) -> Result<bool, AppError> {
-    let n = diesel::delete(outbox::table.filter(outbox::lead_id.eq(&sent.lead_id)).filter(outbox::seq.eq(sent.seq)))
-        .execute(conn)?;
+    let n = diesel::delete(
+        outbox::table
+            .filter(outbox::lead_id.eq(&sent.lead_id))
+            .filter(outbox::seq.eq(sent.seq)),
+    )
+    .execute(conn)?;
     if n == 1 {
         return Ok(false);
     }
-    let exists = diesel::update(outbox::table.filter(outbox::lead_id.eq(&sent.lead_id)).filter(outbox::operation.eq("create")))
-        .set(outbox::operation.eq("update"))
-        .execute(conn)?;
+    let exists = diesel::update(
+        outbox::table
+            .filter(outbox::lead_id.eq(&sent.lead_id))
+            .filter(outbox::operation.eq("create")),
+    )
+    .set(outbox::operation.eq("update"))
+    .execute(conn)?;
     let _ = exists;
-    Ok(outbox::table.find(&sent.lead_id).count().get_result::<i64>(conn)? > 0)
+    Ok(outbox::table
+        .find(&sent.lead_id)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
 }
 
 /// Marks a row failed (with backoff) or dead after [`MAX_ATTEMPTS`]. `rejected`: Airtable refused
 /// the record itself (422), so the lead is shown in error.
-fn fail_row(conn: &mut SqliteConnection, row: &OutboxRow, message: &str, rejected: bool) -> Result<(), AppError> {
+fn fail_row(
+    conn: &mut SqliteConnection,
+    row: &OutboxRow,
+    message: &str,
+    rejected: bool,
+) -> Result<(), AppError> {
     let attempts = row.attempts + 1;
-    let next = crate::time::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default();
-    let new_state = if attempts >= MAX_ATTEMPTS { state::DEAD } else { state::FAILED };
-    diesel::update(outbox::table.filter(outbox::lead_id.eq(&row.lead_id)).filter(outbox::seq.eq(row.seq)))
-        .set((
-            outbox::attempts.eq(attempts),
-            outbox::next_attempt_at.eq(next),
-            outbox::last_error.eq(message),
-            outbox::state.eq(new_state),
-        ))
-        .execute(conn)?;
+    let next =
+        crate::time::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default();
+    let new_state = if attempts >= MAX_ATTEMPTS {
+        state::DEAD
+    } else {
+        state::FAILED
+    };
+    diesel::update(
+        outbox::table
+            .filter(outbox::lead_id.eq(&row.lead_id))
+            .filter(outbox::seq.eq(row.seq)),
+    )
+    .set((
+        outbox::attempts.eq(attempts),
+        outbox::next_attempt_at.eq(next),
+        outbox::last_error.eq(message),
+        outbox::state.eq(new_state),
+    ))
+    .execute(conn)?;
     if rejected {
-        diesel::update(leads::table.filter(leads::id.eq(&row.lead_id)).filter(leads::sync_state.ne("conflict")))
-            .set(leads::sync_state.eq("error"))
-            .execute(conn)?;
+        diesel::update(
+            leads::table
+                .filter(leads::id.eq(&row.lead_id))
+                .filter(leads::sync_state.ne("conflict")),
+        )
+        .set(leads::sync_state.eq("error"))
+        .execute(conn)?;
     }
     Ok(())
 }

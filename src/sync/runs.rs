@@ -56,7 +56,10 @@ impl Counts {
 }
 
 pub fn get(conn: &mut SqliteConnection, id: i64) -> Result<SyncRun, AppError> {
-    Ok(sync_runs::table.find(id).select(SyncRun::as_select()).first(conn)?)
+    Ok(sync_runs::table
+        .find(id)
+        .select(SyncRun::as_select())
+        .first(conn)?)
 }
 
 /// A run in progress: its row id, and the bus to announce changes on.
@@ -68,7 +71,12 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
-    pub async fn begin(db: &Db, bus: &Bus, kind: RunKind, trigger: &str) -> Result<RunHandle, AppError> {
+    pub async fn begin(
+        db: &Db,
+        bus: &Bus,
+        kind: RunKind,
+        trigger: &str,
+    ) -> Result<RunHandle, AppError> {
         let trigger = trigger.to_string();
         let run = db
             .write(move |c| {
@@ -85,7 +93,11 @@ impl RunHandle {
             })
             .await?;
         bus.publish_run(&run);
-        Ok(RunHandle { id: run.id, db: db.clone(), bus: bus.clone() })
+        Ok(RunHandle {
+            id: run.id,
+            db: db.clone(),
+            bus: bus.clone(),
+        })
     }
 
     /// Records progress (phase and counters so far) and announces it.
@@ -105,7 +117,12 @@ impl RunHandle {
     }
 
     /// Finishes the run: `success`, `partial` (some records failed) or `failed` (with `error`).
-    pub async fn finish(&self, outcome: &str, counts: &Counts, error: Option<String>) -> Result<SyncRun, AppError> {
+    pub async fn finish(
+        &self,
+        outcome: &str,
+        counts: &Counts,
+        error: Option<String>,
+    ) -> Result<SyncRun, AppError> {
         let (id, outcome, counts) = (self.id, outcome.to_string(), counts.clone());
         let run = self
             .db

@@ -30,7 +30,10 @@ impl TestApp {
 
     /// A server with the sync engine built from `tweak`'s Airtable settings (not started: tests
     /// run sync steps themselves).
-    pub async fn start_synced(tweak: impl FnOnce(&mut Config), options: leadcache::sync::SyncOptions) -> TestApp {
+    pub async fn start_synced(
+        tweak: impl FnOnce(&mut Config),
+        options: leadcache::sync::SyncOptions,
+    ) -> TestApp {
         TestApp::build(Mode::Airtable, tweak, Some(options)).await
     }
 
@@ -38,7 +41,11 @@ impl TestApp {
         TestApp::build(mode, tweak, None).await
     }
 
-    async fn build(mode: Mode, tweak: impl FnOnce(&mut Config), sync: Option<leadcache::sync::SyncOptions>) -> TestApp {
+    async fn build(
+        mode: Mode,
+        tweak: impl FnOnce(&mut Config),
+        sync: Option<leadcache::sync::SyncOptions>,
+    ) -> TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_database(dir.path().join("leads.db"));
@@ -47,11 +54,18 @@ impl TestApp {
         tweak(&mut config);
         let db = leadcache::app::open_database(&config).expect("open database");
         let state = match sync {
-            Some(options) => AppState::with_sync(config.clone(), db, mode, options).expect("sync engine"),
+            Some(options) => {
+                AppState::with_sync(config.clone(), db, mode, options).expect("sync engine")
+            }
             None => AppState::new(config.clone(), db, mode),
         };
         let running = start(state, config.bind).await.expect("start server");
-        TestApp { dir, running, http: reqwest::Client::new(), token: None }
+        TestApp {
+            dir,
+            running,
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -95,12 +109,18 @@ impl TestApp {
     pub async fn err(&self, query: &str, variables: Value, code: &str) -> Value {
         let body = self.gql(query, variables).await;
         let error = body["errors"][0].clone();
-        assert_eq!(error["extensions"]["code"], code, "expected {code}: {body:#}");
+        assert_eq!(
+            error["extensions"]["code"], code,
+            "expected {code}: {body:#}"
+        );
         error
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.authorized(self.http.get(self.url(path))).send().await.expect("send")
+        self.authorized(self.http.get(self.url(path)))
+            .send()
+            .await
+            .expect("send")
     }
 
     /// Creates a lead from the given input fields; returns the lead JSON (id, version, ...).

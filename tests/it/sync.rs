@@ -43,7 +43,11 @@ impl Synced {
         Synced::start_policy(records, ConflictPolicy::AirtableWins, tweak).await
     }
 
-    async fn start_policy(records: usize, policy: ConflictPolicy, tweak: impl FnOnce(&mut SimConfig)) -> Synced {
+    async fn start_policy(
+        records: usize,
+        policy: ConflictPolicy,
+        tweak: impl FnOnce(&mut SimConfig),
+    ) -> Synced {
         let mut cfg = SimConfig {
             records,
             api_key: Some(KEY.into()),
@@ -54,19 +58,22 @@ impl Synced {
         tweak(&mut cfg);
         let sim = sim::start(cfg).await.unwrap();
         let url = sim.url();
-        let app = TestApp::start_synced(move |c| {
-            c.conflict_policy = policy;
-            c.airtable = Some(AirtableConfig {
-                api_key: Some(ApiKeySource::Value(Secret::new(KEY))),
-                base_id: BASE.into(),
-                table: "Leads".into(),
-                api_url: url,
-                field_map: None,
-                modified_field: "Last Modified".into(),
-                lead_id_field: "Lead ID".into(),
-                rate_limit: 5,
-            });
-        }, fast_options())
+        let app = TestApp::start_synced(
+            move |c| {
+                c.conflict_policy = policy;
+                c.airtable = Some(AirtableConfig {
+                    api_key: Some(ApiKeySource::Value(Secret::new(KEY))),
+                    base_id: BASE.into(),
+                    table: "Leads".into(),
+                    api_url: url,
+                    field_map: None,
+                    modified_field: "Last Modified".into(),
+                    lead_id_field: "Lead ID".into(),
+                    rate_limit: 5,
+                });
+            },
+            fast_options(),
+        )
         .await;
         Synced { app, sim }
     }
@@ -107,7 +114,13 @@ impl Synced {
     }
 
     fn some_remote_ids(&self, n: usize) -> Vec<String> {
-        self.sim.state.records().iter().take(n).map(|r| r["id"].as_str().unwrap().to_string()).collect()
+        self.sim
+            .state
+            .records()
+            .iter()
+            .take(n)
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 
@@ -125,7 +138,12 @@ async fn an_empty_cache_is_filled_by_a_full_pull_in_the_fewest_requests() {
     assert_eq!(run.fetched, 2500);
     assert_eq!(run.created, 2500);
     assert_eq!(s.api_requests(&["list"]), 25);
-    assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads WHERE sync_state = 'synced'").await, 2500);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) AS n FROM leads WHERE sync_state = 'synced'")
+            .await,
+        2500
+    );
     // The data matches on both sides.
     for id in s.some_remote_ids(5) {
         let remote = s.remote(&id);
@@ -133,7 +151,11 @@ async fn an_empty_cache_is_filled_by_a_full_pull_in_the_fewest_requests() {
         assert_eq!(local["fullName"], remote["Full Name"]);
         assert_eq!(local["company"], remote["Company"]);
     }
-    assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM outbox").await, 0, "pulled leads are not pushed back");
+    assert_eq!(
+        s.app.count("SELECT COUNT(*) AS n FROM outbox").await,
+        0,
+        "pulled leads are not pushed back"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +168,16 @@ async fn incremental_pulls_cost_one_request_when_quiet_and_fetch_only_changes() 
     next_second().await;
     let ids = s.some_remote_ids(7);
     for id in &ids {
-        s.sim.state.ui_edit(id, json!({"Title": "Chief Sync Officer"}).as_object().unwrap().clone()).unwrap();
+        s.sim
+            .state
+            .ui_edit(
+                id,
+                json!({"Title": "Chief Sync Officer"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
+            .unwrap();
     }
     let run = s.run(RunKind::IncrementalPull).await;
     assert_eq!(run.fetched, 7);
@@ -166,16 +197,29 @@ async fn local_edits_are_pushed_in_batches_of_ten_with_only_the_changed_fields()
     let ids = s.some_remote_ids(23);
     for id in &ids {
         s.app
-            .ok("mutation($id: ID!) { updateLead(id: $id, patch: {title: \"VP Pushing\"}) { id } }", json!({"id": id}))
+            .ok(
+                "mutation($id: ID!) { updateLead(id: $id, patch: {title: \"VP Pushing\"}) { id } }",
+                json!({"id": id}),
+            )
             .await;
     }
-    let plan = s.app.ok("{ pushPlan { changes requests { method body } } }", json!({})).await;
+    let plan = s
+        .app
+        .ok(
+            "{ pushPlan { changes requests { method body } } }",
+            json!({}),
+        )
+        .await;
     let requests = plan["pushPlan"]["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 3, "ceil(23 / 10)");
     for r in requests {
         assert_eq!(r["method"], "PATCH");
         for rec in r["body"]["records"].as_array().unwrap() {
-            assert_eq!(rec["fields"], json!({"Title": "VP Pushing"}), "only the changed field is sent");
+            assert_eq!(
+                rec["fields"],
+                json!({"Title": "VP Pushing"}),
+                "only the changed field is sent"
+            );
         }
     }
     s.sim.state.clear_log();
@@ -195,7 +239,10 @@ async fn created_leads_reach_airtable_once_and_get_their_ids() {
     let s = Synced::start(0, |c| c.faults.drop_response_next = 0).await;
     let mut ids = Vec::new();
     for i in 0..12 {
-        let l = s.app.create_lead(json!({"fullName": format!("New Lead {i}"), "company": "Acme"})).await;
+        let l = s
+            .app
+            .create_lead(json!({"fullName": format!("New Lead {i}"), "company": "Acme"}))
+            .await;
         ids.push(l["id"].as_str().unwrap().to_string());
     }
     // The first create request is applied by Airtable but its answer is lost: the retry must
@@ -205,7 +252,13 @@ async fn created_leads_reach_airtable_once_and_get_their_ids() {
     assert_eq!(run.pushed, 12);
     assert_eq!(s.sim.state.record_count(), 12, "no duplicates");
     for id in &ids {
-        let l = s.app.ok("query($id: ID!) { lead(id: $id) { airtableId syncState } }", json!({"id": id})).await;
+        let l = s
+            .app
+            .ok(
+                "query($id: ID!) { lead(id: $id) { airtableId syncState } }",
+                json!({"id": id}),
+            )
+            .await;
         let rec = l["lead"]["airtableId"].as_str().unwrap().to_string();
         assert_eq!(s.remote(&rec)["Lead ID"], id.as_str());
         assert_eq!(l["lead"]["syncState"], "SYNCED");
@@ -215,20 +268,42 @@ async fn created_leads_reach_airtable_once_and_get_their_ids() {
 #[tokio::test]
 async fn a_crash_between_pushing_and_storing_the_answer_leaves_no_duplicate() {
     let s = Synced::start(0, |_| {}).await;
-    let lead = s.app.create_lead(json!({"fullName": "Crash Test", "email": "crash@example.com"})).await;
+    let lead = s
+        .app
+        .create_lead(json!({"fullName": "Crash Test", "email": "crash@example.com"}))
+        .await;
     let id = lead["id"].as_str().unwrap().to_string();
     // What a push does before it can store the answer: the record reaches Airtable...
     let engine = s.engine();
-    let item = s.app.db().run(|c| leadcache::sync::push::due(c, 10)).await.unwrap();
+    let item = s
+        .app
+        .db()
+        .run(|c| leadcache::sync::push::due(c, 10))
+        .await
+        .unwrap();
     let fields = leadcache::sync::push::create_fields(&engine, &item[0].lead);
-    let api = leadcache::airtable::HttpClient::from_config(s.app.state().config.airtable.as_ref().unwrap(), ClientOptions::default()).unwrap();
+    let api = leadcache::airtable::HttpClient::from_config(
+        s.app.state().config.airtable.as_ref().unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
     use leadcache::airtable::AirtableApi;
     api.create(&[fields]).await.unwrap();
     // ...and the process dies. After restart the outbox row is still there; the push repeats.
     let run = s.run(RunKind::Push).await;
     assert_eq!(run.pushed, 1);
-    assert_eq!(s.sim.state.record_count(), 1, "the upsert found the record instead of making a second");
-    let l = s.app.ok("query($id: ID!) { lead(id: $id) { airtableId syncState } }", json!({"id": id})).await;
+    assert_eq!(
+        s.sim.state.record_count(),
+        1,
+        "the upsert found the record instead of making a second"
+    );
+    let l = s
+        .app
+        .ok(
+            "query($id: ID!) { lead(id: $id) { airtableId syncState } }",
+            json!({"id": id}),
+        )
+        .await;
     assert!(l["lead"]["airtableId"].is_string());
 }
 
@@ -245,15 +320,32 @@ async fn remote_deletions_apply_only_after_a_complete_sweep_and_expired_offsets_
         f.expire_next_offsets = 100;
     });
     let failed = s.engine().run(RunKind::Sweep, "test").await.unwrap();
-    assert_eq!(failed.outcome, "failed", "an offset that keeps expiring ends the pass");
-    assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(
+        failed.outcome, "failed",
+        "an offset that keeps expiring ends the pass"
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NOT NULL")
+            .await,
+        0
+    );
     // One expired offset mid-pass restarts it; the completed pass applies the deletions.
     s.sim.state.update_faults(|f| f.expire_next_offsets = 1);
     s.sim.state.clear_log();
     let run = s.run(RunKind::Sweep).await;
     assert_eq!(run.deleted, 3);
-    assert_eq!(s.api_requests(&["list"]), 1 + 1 + 3, "page 1, page 2 refused (expired offset), then all 3 pages again");
-    assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NOT NULL").await, 3);
+    assert_eq!(
+        s.api_requests(&["list"]),
+        1 + 1 + 3,
+        "page 1, page 2 refused (expired offset), then all 3 pages again"
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NOT NULL")
+            .await,
+        3
+    );
     assert_eq!(
         s.app.count("SELECT COUNT(*) AS n FROM lead_events WHERE kind = 'deleted' AND actor = 'airtable'").await,
         3
@@ -264,7 +356,10 @@ async fn edit_both_sides(s: &Synced, id: &str, local: Value, remote: Value) {
     let q = "mutation($id: ID!, $p: LeadPatch!) { updateLead(id: $id, patch: $p) { id } }";
     s.app.ok(q, json!({"id": id, "p": local})).await;
     next_second().await;
-    s.sim.state.ui_edit(id, remote.as_object().unwrap().clone()).unwrap();
+    s.sim
+        .state
+        .ui_edit(id, remote.as_object().unwrap().clone())
+        .unwrap();
 }
 
 #[tokio::test]
@@ -273,16 +368,38 @@ async fn same_field_on_both_sides_airtable_wins_and_the_conflict_is_recorded() {
     s.run(RunKind::FullPull).await;
     next_second().await;
     let id = s.some_remote_ids(1).remove(0);
-    edit_both_sides(&s, &id, json!({"title": "Local Title", "company": "Local Co"}), json!({"Title": "Remote Title", "Location": "Remote City"})).await;
+    edit_both_sides(
+        &s,
+        &id,
+        json!({"title": "Local Title", "company": "Local Co"}),
+        json!({"Title": "Remote Title", "Location": "Remote City"}),
+    )
+    .await;
     let run = s.run(RunKind::IncrementalPull).await;
     assert_eq!(run.conflicts, 1);
     let l = s.local(&id).await;
     assert_eq!(l["title"], "Remote Title", "airtable-wins");
-    assert_eq!(l["company"], "Local Co", "a field changed only here is kept");
+    assert_eq!(
+        l["company"], "Local Co",
+        "a field changed only here is kept"
+    );
     assert_eq!(l["syncState"], "CONFLICT");
-    let c = s.app.ok("{ conflicts { id field localValue remoteValue resolution open } }", json!({})).await;
+    let c = s
+        .app
+        .ok(
+            "{ conflicts { id field localValue remoteValue resolution open } }",
+            json!({}),
+        )
+        .await;
     let c = &c["conflicts"][0];
-    assert_eq!((c["field"].as_str(), c["localValue"].as_str(), c["remoteValue"].as_str()), (Some("title"), Some("Local Title"), Some("Remote Title")));
+    assert_eq!(
+        (
+            c["field"].as_str(),
+            c["localValue"].as_str(),
+            c["remoteValue"].as_str()
+        ),
+        (Some("title"), Some("Local Title"), Some("Remote Title"))
+    );
     // The push sends the local-only change, not the lost one.
     s.run(RunKind::Push).await;
     assert_eq!(s.remote(&id)["Company"], "Local Co");
@@ -307,11 +424,31 @@ async fn same_field_on_both_sides_last_modified_wins() {
     next_second().await;
     let ids = s.some_remote_ids(2);
     // Local later than remote: local wins.
-    s.sim.state.ui_edit(&ids[0], json!({"Title": "Older Remote"}).as_object().unwrap().clone()).unwrap();
+    s.sim
+        .state
+        .ui_edit(
+            &ids[0],
+            json!({"Title": "Older Remote"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
     next_second().await;
-    s.app.ok("mutation($id: ID!) { updateLead(id: $id, patch: {title: \"Newer Local\"}) { id } }", json!({"id": ids[0]})).await;
+    s.app
+        .ok(
+            "mutation($id: ID!) { updateLead(id: $id, patch: {title: \"Newer Local\"}) { id } }",
+            json!({"id": ids[0]}),
+        )
+        .await;
     // Remote later than local: remote wins.
-    edit_both_sides(&s, &ids[1], json!({"title": "Older Local"}), json!({"Title": "Newer Remote"})).await;
+    edit_both_sides(
+        &s,
+        &ids[1],
+        json!({"title": "Older Local"}),
+        json!({"Title": "Newer Remote"}),
+    )
+    .await;
     let run = s.run(RunKind::IncrementalPull).await;
     assert_eq!(run.conflicts, 2);
     assert_eq!(s.local(&ids[0]).await["title"], "Newer Local");
@@ -328,14 +465,26 @@ async fn airtable_down_reads_and_writes_go_on_and_everything_is_pushed_once_back
     s.sim.stop().await;
     let mut ids = Vec::new();
     for i in 0..100 {
-        let l = s.app.create_lead(json!({"fullName": format!("Offline {i}")})).await;
+        let l = s
+            .app
+            .create_lead(json!({"fullName": format!("Offline {i}")}))
+            .await;
         ids.push(l["id"].as_str().unwrap().to_string());
     }
     let total = s.app.ok("{ leads { totalCount } }", json!({})).await;
-    assert_eq!(total["leads"]["totalCount"], 120, "reads work while Airtable is down");
+    assert_eq!(
+        total["leads"]["totalCount"], 120,
+        "reads work while Airtable is down"
+    );
     let run = s.engine().run(RunKind::Push, "test").await.unwrap();
     assert_eq!(run.outcome, "failed");
-    let status = s.app.ok("{ cacheStatus { airtableReachable pendingChanges failedChanges } }", json!({})).await;
+    let status = s
+        .app
+        .ok(
+            "{ cacheStatus { airtableReachable pendingChanges failedChanges } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(status["cacheStatus"]["airtableReachable"], false);
     s.sim.restart().await.unwrap();
     // Failed rows wait for their backoff; make them due, as the admin page's retry does.
@@ -357,9 +506,19 @@ async fn a_storm_of_5xx_and_429_converges_without_passing_the_rate_limit() {
     assert_eq!(run.fetched >= 300, true);
     assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads").await, 300);
     // Never more than 5 requests in any one-second window.
-    let times: Vec<u64> = s.sim.state.log().iter().filter(|e| e.kind.is_some()).map(|e| e.t_us).collect();
+    let times: Vec<u64> = s
+        .sim
+        .state
+        .log()
+        .iter()
+        .filter(|e| e.kind.is_some())
+        .map(|e| e.t_us)
+        .collect();
     for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..].iter().take_while(|u| **u < t + 1_000_000).count();
+        let in_window = times[i..]
+            .iter()
+            .take_while(|u| **u < t + 1_000_000)
+            .count();
         assert!(in_window <= 5, "{in_window} requests within one second");
     }
 }
@@ -371,7 +530,11 @@ async fn one_rejected_record_does_not_hold_back_its_batch() {
     let ids = s.some_remote_ids(10);
     let q = "mutation($id: ID!, $p: LeadPatch!) { updateLead(id: $id, patch: $p) { id } }";
     for (i, id) in ids.iter().enumerate() {
-        let patch = if i == 4 { json!({"title": "Bad", "extra": {"No Such Field": "x"}}) } else { json!({"title": "Good"}) };
+        let patch = if i == 4 {
+            json!({"title": "Bad", "extra": {"No Such Field": "x"}})
+        } else {
+            json!({"title": "Good"})
+        };
         s.app.ok(q, json!({"id": id, "p": patch})).await;
     }
     let run = s.engine().run(RunKind::Push, "test").await.unwrap();
@@ -384,9 +547,21 @@ async fn one_rejected_record_does_not_hold_back_its_batch() {
     }
     let bad = s.local(&ids[4]).await;
     assert_eq!(bad["syncState"], "ERROR");
-    let o = s.app.ok("{ outbox(state: FAILED) { leadId lastError attempts } }", json!({})).await;
+    let o = s
+        .app
+        .ok(
+            "{ outbox(state: FAILED) { leadId lastError attempts } }",
+            json!({}),
+        )
+        .await;
     let entry = &o["outbox"][0];
-    assert!(entry["lastError"].as_str().unwrap().contains("No Such Field"), "{entry}");
+    assert!(
+        entry["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("No Such Field"),
+        "{entry}"
+    );
     assert_eq!(entry["attempts"], 1);
 }
 
@@ -395,20 +570,39 @@ async fn read_through_fetches_an_uncached_record() {
     let s = Synced::start(5, |_| {}).await;
     let id = s.some_remote_ids(1).remove(0);
     let l = s.local(&id).await;
-    assert_eq!(l["airtableId"], id.as_str(), "fetched from Airtable and cached");
+    assert_eq!(
+        l["airtableId"],
+        id.as_str(),
+        "fetched from Airtable and cached"
+    );
     assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads").await, 1);
 }
 
 #[tokio::test]
 async fn refresh_returns_the_running_run_instead_of_starting_another() {
     let s = Synced::start(600, |_| {}).await;
-    let a = s.app.ok("mutation { refreshCache(force: true) { id kind outcome } }", json!({})).await;
-    let b = s.app.ok("mutation { refreshCache(force: true) { id kind outcome } }", json!({})).await;
+    let a = s
+        .app
+        .ok(
+            "mutation { refreshCache(force: true) { id kind outcome } }",
+            json!({}),
+        )
+        .await;
+    let b = s
+        .app
+        .ok(
+            "mutation { refreshCache(force: true) { id kind outcome } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(a["refreshCache"]["id"], b["refreshCache"]["id"]);
     assert_eq!(a["refreshCache"]["outcome"], "running");
     // Wait for it to finish.
     for _ in 0..100 {
-        let r = s.app.ok("{ syncRuns(first: 1) { outcome } }", json!({})).await;
+        let r = s
+            .app
+            .ok("{ syncRuns(first: 1) { outcome } }", json!({}))
+            .await;
         if r["syncRuns"][0]["outcome"] != "running" {
             break;
         }
@@ -421,7 +615,9 @@ async fn refresh_returns_the_running_run_instead_of_starting_another() {
 #[tokio::test]
 async fn local_only_mode_refuses_sync_operations_clearly() {
     let app = TestApp::start().await;
-    let e = app.err("mutation { refreshCache { id } }", json!({}), "UNAVAILABLE").await;
+    let e = app
+        .err("mutation { refreshCache { id } }", json!({}), "UNAVAILABLE")
+        .await;
     assert!(e["message"].as_str().unwrap().contains("local-only"));
     let _ = Mode::LocalOnly;
 }
