@@ -24,3 +24,5 @@ pub mod seed;
 pub mod app;
 pub mod cli;
 pub mod maintenance;
+pub mod metrics;
+pub mod guard;

@@ -22,7 +22,11 @@ impl LeadsQuery {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);
         let id = id.to_string();
-        Ok(state.db.run(move |c| crate::leads::store::find(c, &id)).await.gql()?.map(Lead))
+        let found = state.db.run(move |c| crate::leads::store::find(c, &id)).await.gql()?;
+        if found.is_some() {
+            crate::metrics::record_cache_hit();
+        }
+        Ok(found.map(Lead))
     }
 
     /// Leads matching a filter and an optional full-text search, in pages (Relay connection).
