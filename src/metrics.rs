@@ -134,6 +134,10 @@ pub async fn render(db: &Db) -> Result<String, AppError> {
         return Ok("# metrics recorder not installed in this process\n".into());
     };
     let gauges = db.run(read_gauges).await?;
+    // Gauges are process-wide: hold the lock from setting them to rendering, so two apps in one
+    // process (tests) never mix their numbers in one scrape.
+    static RENDER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = RENDER.lock().await;
     for (state, n) in [("pending", gauges.pending), ("failed", gauges.failed), ("dead", gauges.dead)] {
         ::metrics::gauge!("outbox_depth", "state" => state).set(n as f64);
     }

@@ -4,3 +4,7 @@ mod support;
 
 mod leads;
 mod schema;
+mod access;
+mod hostile;
+mod observability;
+mod props;
