@@ -15,7 +15,9 @@ use crate::state::{AppState, Mode};
 pub fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -60,7 +62,11 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         crate::tokens::warn_if_readable_by_others(path);
     }
     // Reads the tokens (file included) now, so a broken tokens file stops the start with its error.
-    let live_tokens = app.auth.verify().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let live_tokens = app
+        .auth
+        .verify()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !addr.ip().is_loopback() && live_tokens == 0 {
         anyhow::bail!(
             "refusing to listen on {addr} without API tokens: anyone on the network could read and change \
@@ -68,7 +74,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
              loopback address (LEADCACHE_BIND=127.0.0.1:8080)"
         );
     }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let service = router(app.clone());
@@ -79,7 +87,12 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
             })
             .await
     });
-    Ok(Running { addr, app, shutdown: tx, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        task,
+    })
 }
 
 async fn shutdown_signal() {
@@ -112,11 +125,16 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     } else if config.airtable.is_some() {
         Mode::Airtable
     } else {
-        tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
+        tracing::info!(
+            "no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode"
+        );
         Mode::LocalOnly
     };
     if demo {
-        let empty = db.run(|c| crate::db::meta::get(c, "demo_seeded")).await?.is_none();
+        let empty = db
+            .run(|c| crate::db::meta::get(c, "demo_seeded"))
+            .await?
+            .is_none();
         if empty {
             let n = db
                 .run(|c| {

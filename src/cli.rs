@@ -60,7 +60,11 @@ setting_flags! {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "leadcache", version, about = "A local, offline-proof GraphQL cache of an Airtable lead table")]
+#[command(
+    name = "leadcache",
+    version,
+    about = "A local, offline-proof GraphQL cache of an Airtable lead table"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -135,7 +139,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { demo } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::app::serve(config, demo))
         }
         Command::Schema => {
@@ -148,12 +154,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let sync = config.airtable.is_some();
             let n = crate::seed::seed(&mut conn, count, seed, sync)?;
-            println!("seeded {n} leads in {:.2} s", started.elapsed().as_secs_f64());
+            println!(
+                "seeded {n} leads in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Reset { yes } => {
             if !yes {
-                anyhow::bail!("reset deletes every lead and all history; run `leadcache reset --yes` to confirm");
+                anyhow::bail!(
+                    "reset deletes every lead and all history; run `leadcache reset --yes` to confirm"
+                );
             }
             let db = crate::app::open_database(&config)?;
             let mut conn = db.conn()?;
@@ -163,8 +174,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sql { query, max_rows } => {
             crate::app::open_database(&config)?;
-            let result = crate::sqlconsole::run(&config.database_path, &query, max_rows, crate::sqlconsole::TIME_LIMIT)
-                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            let result = crate::sqlconsole::run(
+                &config.database_path,
+                &query,
+                max_rows,
+                crate::sqlconsole::TIME_LIMIT,
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", serde_json::to_string(&result.columns)?)?;
             for row in &result.rows {
@@ -185,14 +201,29 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be read, write or admin")?;
-            let (secret, row) = crate::tokens::create(&mut conn, &name, role).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (secret, row) = crate::tokens::create(&mut conn, &name, role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{secret}");
-            eprintln!("token {:?} ({}) created; it is shown only this once", row.name, row.role);
+            eprintln!(
+                "token {:?} ({}) created; it is shown only this once",
+                row.name, row.role
+            );
         }
         TokenCommand::List => {
             for t in crate::tokens::list(&mut conn)? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                println!("{}\t{}\t{}…\t{}\t{}", t.name, t.role, t.prefix, crate::time::format(t.created_at), state);
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}",
+                    t.name,
+                    t.role,
+                    t.prefix,
+                    crate::time::format(t.created_at),
+                    state
+                );
             }
         }
         TokenCommand::Revoke { name } => {

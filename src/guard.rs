@@ -42,10 +42,16 @@ impl From<ParseRequestError> for RequestRejection {
 
 impl IntoResponse for RequestRejection {
     fn into_response(self) -> Response {
-        let too_large = || AppError::Limit(format!("the request body is larger than {MAX_BODY_BYTES} bytes"));
+        let too_large = || {
+            AppError::Limit(format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes"
+            ))
+        };
         match self.0 {
             ParseRequestError::PayloadTooLarge => graphql_error(too_large()),
-            ParseRequestError::Io(e) if e.to_string().contains("length limit exceeded") => graphql_error(too_large()),
+            ParseRequestError::Io(e) if e.to_string().contains("length limit exceeded") => {
+                graphql_error(too_large())
+            }
             ParseRequestError::UnsupportedBatch => {
                 let mut resp = graphql_error(AppError::Limit(
                     "batched requests (a JSON array of operations) are not accepted: send one operation per request"
@@ -54,12 +60,14 @@ impl IntoResponse for RequestRejection {
                 *resp.status_mut() = StatusCode::BAD_REQUEST;
                 resp
             }
-            ParseRequestError::Io(e) => {
-                graphql_error(AppError::validation("body", format!("not a readable GraphQL request: {e}")))
-            }
-            ParseRequestError::InvalidRequest(e) => {
-                graphql_error(AppError::validation("body", format!("not a GraphQL request: {e}")))
-            }
+            ParseRequestError::Io(e) => graphql_error(AppError::validation(
+                "body",
+                format!("not a readable GraphQL request: {e}"),
+            )),
+            ParseRequestError::InvalidRequest(e) => graphql_error(AppError::validation(
+                "body",
+                format!("not a GraphQL request: {e}"),
+            )),
             other => graphql_error(AppError::validation("body", other.to_string())),
         }
     }
@@ -79,7 +87,13 @@ impl<S: Send + Sync> FromRequestParts<S> for GraphqlContentType {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         let ok = content_type == "application/json"
             || content_type == "application/graphql"
@@ -91,7 +105,11 @@ impl<S: Send + Sync> FromRequestParts<S> for GraphqlContentType {
             "Content-Type",
             format!(
                 "{:?} is not accepted: send the request as application/json",
-                if content_type.is_empty() { "(none)" } else { content_type.as_str() }
+                if content_type.is_empty() {
+                    "(none)"
+                } else {
+                    content_type.as_str()
+                }
             ),
         ));
         *resp.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
@@ -105,7 +123,8 @@ fn is_loopback_host(host: &str) -> bool {
         return true;
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host of a `Host` header value (`example.com:8080`, `[::1]:8080`).
@@ -113,7 +132,13 @@ fn host_of(value: &str) -> &str {
     if let Some(rest) = value.strip_prefix('[') {
         return rest.split(']').next().unwrap_or_default();
     }
-    value.rsplit_once(':').map_or(value, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { value })
+    value.rsplit_once(':').map_or(value, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            value
+        }
+    })
 }
 
 /// Whether a request to an open (token-less) server may be answered: it is addressed to a
@@ -173,9 +198,15 @@ pub async fn access_log(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let operation = response.extensions().get::<OperationName>().map(|o| o.0.as_str()).unwrap_or("");
+    let operation = response
+        .extensions()
+        .get::<OperationName>()
+        .map(|o| o.0.as_str())
+        .unwrap_or("");
     let quiet = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics")
-        || !(path.starts_with("/graphql") || path.starts_with("/export") || path.starts_with("/schema"));
+        || !(path.starts_with("/graphql")
+            || path.starts_with("/export")
+            || path.starts_with("/schema"));
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
@@ -203,10 +234,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_recognised() {
-        for h in ["localhost:8080", "127.0.0.1:80", "[::1]:8080", "LOCALHOST", "app.localhost:1", "127.0.0.2"] {
+        for h in [
+            "localhost:8080",
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "LOCALHOST",
+            "app.localhost:1",
+            "127.0.0.2",
+        ] {
             assert!(is_loopback_host(host_of(h)), "{h}");
         }
-        for h in ["evil.example:8080", "10.0.0.1", "localhost.evil.example", "[2001:db8::1]:80"] {
+        for h in [
+            "evil.example:8080",
+            "10.0.0.1",
+            "localhost.evil.example",
+            "[2001:db8::1]:80",
+        ] {
             assert!(!is_loopback_host(host_of(h)), "{h}");
         }
     }
@@ -220,8 +263,14 @@ mod tests {
         assert!(open_server_check(&h, true).is_ok());
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert_eq!(open_server_check(&h, true).unwrap_err().code(), "FORBIDDEN");
-        assert!(open_server_check(&h, false).is_ok(), "plain HTTP requests are not checked by origin");
+        assert!(
+            open_server_check(&h, false).is_ok(),
+            "plain HTTP requests are not checked by origin"
+        );
         h.insert(header::HOST, "rebound.evil.example".parse().unwrap());
-        assert_eq!(open_server_check(&h, false).unwrap_err().code(), "FORBIDDEN");
+        assert_eq!(
+            open_server_check(&h, false).unwrap_err().code(),
+            "FORBIDDEN"
+        );
     }
 }

@@ -6,23 +6,23 @@
 //! router), `airtable` (client and simulator), `sync` (pull, push, conflicts), `jobs`, `web`
 //! (the embedded admin page).
 
+pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod leads;
-pub mod time;
-pub mod auth;
 pub mod events;
 pub mod graphql;
-pub mod state;
-pub mod status;
-pub mod server;
-pub mod tokens;
-pub mod web;
-pub mod sqlconsole;
-pub mod seed;
-pub mod app;
-pub mod cli;
+pub mod guard;
+pub mod leads;
 pub mod maintenance;
 pub mod metrics;
-pub mod guard;
+pub mod seed;
+pub mod server;
+pub mod sqlconsole;
+pub mod state;
+pub mod status;
+pub mod time;
+pub mod tokens;
+pub mod web;

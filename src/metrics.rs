@@ -28,8 +28,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::Response;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use diesel::prelude::*;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -39,8 +39,10 @@ use crate::error::AppError;
 /// Most distinct GraphQL operation names with their own series.
 pub const MAX_OPERATION_NAMES: usize = 200;
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -68,21 +70,45 @@ pub fn handle() -> Option<PrometheusHandle> {
 
 fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("graphql_operations_total", "GraphQL operations by operation name and outcome");
-    describe_histogram!("graphql_operation_duration_seconds", "GraphQL operation latency");
-    describe_counter!("lead_cache_hits_total", "lead(id) answered from the local cache");
-    describe_counter!("lead_cache_misses_total", "lead(id) not in the local cache (read-through)");
-    describe_counter!("airtable_requests_total", "Airtable API requests by kind and HTTP status");
+    describe_counter!(
+        "graphql_operations_total",
+        "GraphQL operations by operation name and outcome"
+    );
+    describe_histogram!(
+        "graphql_operation_duration_seconds",
+        "GraphQL operation latency"
+    );
+    describe_counter!(
+        "lead_cache_hits_total",
+        "lead(id) answered from the local cache"
+    );
+    describe_counter!(
+        "lead_cache_misses_total",
+        "lead(id) not in the local cache (read-through)"
+    );
+    describe_counter!(
+        "airtable_requests_total",
+        "Airtable API requests by kind and HTTP status"
+    );
     describe_counter!("airtable_retries_total", "Airtable requests retried");
     describe_counter!("airtable_rate_limited_total", "Airtable 429 answers");
     describe_counter!("sync_runs_total", "Sync runs by kind and outcome");
     describe_histogram!("sync_run_duration_seconds", "Sync run duration");
-    describe_counter!("duplicates_detected_total", "Duplicate leads detected by rule");
+    describe_counter!(
+        "duplicates_detected_total",
+        "Duplicate leads detected by rule"
+    );
     describe_gauge!("outbox_depth", "Outbox rows by state");
     describe_gauge!("sync_conflicts_open", "Unresolved sync conflicts");
     describe_gauge!("leads_total", "Leads in the cache (not deleted)");
-    describe_gauge!("database_size_bytes", "Database file size (page_count * page_size)");
-    describe_gauge!("backup_age_seconds", "Seconds since the newest good backup (-1: none yet)");
+    describe_gauge!(
+        "database_size_bytes",
+        "Database file size (page_count * page_size)"
+    );
+    describe_gauge!(
+        "backup_age_seconds",
+        "Seconds since the newest good backup (-1: none yet)"
+    );
     // Series that exist from the start, so dashboards and alerts see 0 rather than nothing.
     ::metrics::counter!("lead_cache_hits_total").increment(0);
     ::metrics::counter!("lead_cache_misses_total").increment(0);
@@ -103,7 +129,8 @@ pub fn record_cache_miss() {
 /// One Airtable request: `kind` as `list`, `get`, `create`, `update`, `delete`; `status` the HTTP
 /// status or `error` when no answer came.
 pub fn record_airtable_request(kind: &'static str, status: &str) {
-    ::metrics::counter!("airtable_requests_total", "kind" => kind, "status" => status.to_string()).increment(1);
+    ::metrics::counter!("airtable_requests_total", "kind" => kind, "status" => status.to_string())
+        .increment(1);
 }
 
 /// One Airtable request retried.
@@ -120,7 +147,8 @@ pub fn record_airtable_rate_limited() {
 /// `sweep`), `outcome` as in `sync_runs.outcome` (`ok`, `error`, ...).
 pub fn record_sync_run(kind: &str, outcome: &str, duration: Duration) {
     ::metrics::counter!("sync_runs_total", "kind" => kind.to_string(), "outcome" => outcome.to_string()).increment(1);
-    ::metrics::histogram!("sync_run_duration_seconds", "kind" => kind.to_string()).record(duration.as_secs_f64());
+    ::metrics::histogram!("sync_run_duration_seconds", "kind" => kind.to_string())
+        .record(duration.as_secs_f64());
 }
 
 /// One duplicate detected: `rule` as `linkedin`, `email` or `name_company`.
@@ -138,13 +166,18 @@ pub async fn render(db: &Db) -> Result<String, AppError> {
     // process (tests) never mix their numbers in one scrape.
     static RENDER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = RENDER.lock().await;
-    for (state, n) in [("pending", gauges.pending), ("failed", gauges.failed), ("dead", gauges.dead)] {
+    for (state, n) in [
+        ("pending", gauges.pending),
+        ("failed", gauges.failed),
+        ("dead", gauges.dead),
+    ] {
         ::metrics::gauge!("outbox_depth", "state" => state).set(n as f64);
     }
     ::metrics::gauge!("sync_conflicts_open").set(gauges.open_conflicts as f64);
     ::metrics::gauge!("leads_total").set(gauges.leads as f64);
     ::metrics::gauge!("database_size_bytes").set(gauges.size_bytes as f64);
-    ::metrics::gauge!("backup_age_seconds").set(gauges.backup_age_seconds.map_or(-1.0, |s| s as f64));
+    ::metrics::gauge!("backup_age_seconds")
+        .set(gauges.backup_age_seconds.map_or(-1.0, |s| s as f64));
     handle.run_upkeep();
     Ok(handle.render())
 }
@@ -168,8 +201,14 @@ struct Number {
 fn read_gauges(c: &mut SqliteConnection) -> Result<Gauges, AppError> {
     use crate::db::schema::{backups, leads, sync_conflicts};
     let (pending, failed, dead) = crate::leads::outbox::counts(c)?;
-    let open_conflicts: i64 = sync_conflicts::table.filter(sync_conflicts::resolved_at.is_null()).count().get_result(c)?;
-    let leads: i64 = leads::table.filter(leads::deleted_at.is_null()).count().get_result(c)?;
+    let open_conflicts: i64 = sync_conflicts::table
+        .filter(sync_conflicts::resolved_at.is_null())
+        .count()
+        .get_result(c)?;
+    let leads: i64 = leads::table
+        .filter(leads::deleted_at.is_null())
+        .count()
+        .get_result(c)?;
     let size_bytes = diesel::sql_query(
         "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
     )
@@ -180,12 +219,23 @@ fn read_gauges(c: &mut SqliteConnection) -> Result<Gauges, AppError> {
         .select(diesel::dsl::max(backups::created_at))
         .first(c)?;
     let backup_age_seconds = newest.map(|t| (crate::time::now() - t).num_seconds().max(0));
-    Ok(Gauges { pending, failed, dead, open_conflicts, leads, size_bytes, backup_age_seconds })
+    Ok(Gauges {
+        pending,
+        failed,
+        dead,
+        open_conflicts,
+        leads,
+        size_bytes,
+        backup_age_seconds,
+    })
 }
 
 /// An operation name reduced to letters, digits and `_` (at most 64), safe in labels and logs.
 fn clean(name: &str) -> String {
-    name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
 }
 
 /// The label of an operation name (bounded, see the module docs).
@@ -237,12 +287,20 @@ struct GraphqlMetricsExtension {
 
 #[async_trait::async_trait]
 impl Extension for GraphqlMetricsExtension {
-    async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
         let started = Instant::now();
         let response = next.run(ctx, operation_name).await;
         let elapsed = started.elapsed();
         let operation = operation_label(operation_name);
-        if let (Some(slot), Some(name)) = (ctx.data_opt::<crate::guard::OperationSlot>(), operation_name) {
+        if let (Some(slot), Some(name)) = (
+            ctx.data_opt::<crate::guard::OperationSlot>(),
+            operation_name,
+        ) {
             slot.set(&clean(name));
         }
         let outcome = if response.is_ok() { "ok" } else { "error" };
@@ -276,6 +334,10 @@ mod tests {
             operation_label(Some(&format!("flood{i}")));
         }
         assert_eq!(operation_label(Some("brandNewAfterTheFlood")), "other");
-        assert_eq!(operation_label(Some("GetLead")), "GetLead", "names seen before keep their series");
+        assert_eq!(
+            operation_label(Some("GetLead")),
+            "GetLead",
+            "names seen before keep their series"
+        );
     }
 }

@@ -41,24 +41,40 @@ pub fn hash(token: &str) -> String {
 }
 
 fn generate() -> String {
-    let body: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+    let body: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
     format!("{PREFIX}{body}")
 }
 
 /// A token name is recorded as the actor of every change made with it, so it must be short,
 /// plain, and not one of the actors leadcache uses for its own changes.
 fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         return Err("1 to 64 letters, digits, '-', '_' or '.'".into());
     }
-    if matches!(name.to_ascii_lowercase().as_str(), "airtable" | "system" | "local") {
+    if matches!(
+        name.to_ascii_lowercase().as_str(),
+        "airtable" | "system" | "local"
+    ) {
         return Err(format!("{name:?} is reserved for leadcache's own changes"));
     }
     Ok(())
 }
 
 /// Creates a token; returns the secret (to show once) and the stored row.
-pub fn create(conn: &mut SqliteConnection, name: &str, role: Role) -> Result<(String, ApiToken), AppError> {
+pub fn create(
+    conn: &mut SqliteConnection,
+    name: &str,
+    role: Role,
+) -> Result<(String, ApiToken), AppError> {
     let name = name.trim();
     check_name(name).map_err(|m| AppError::validation("name", m))?;
     let secret = generate();
@@ -72,22 +88,34 @@ pub fn create(conn: &mut SqliteConnection, name: &str, role: Role) -> Result<(St
         last_used_at: None,
         revoked_at: None,
     };
-    diesel::insert_into(api_tokens::table).values(&row).execute(conn).map_err(|e| match AppError::from(e) {
-        AppError::Conflict(_) => AppError::Conflict(format!("a token named {name:?} exists already")),
-        other => other,
-    })?;
+    diesel::insert_into(api_tokens::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| match AppError::from(e) {
+            AppError::Conflict(_) => {
+                AppError::Conflict(format!("a token named {name:?} exists already"))
+            }
+            other => other,
+        })?;
     Ok((secret, row))
 }
 
 pub fn list(conn: &mut SqliteConnection) -> Result<Vec<ApiToken>, AppError> {
-    Ok(api_tokens::table.order(api_tokens::created_at).select(ApiToken::as_select()).load(conn)?)
+    Ok(api_tokens::table
+        .order(api_tokens::created_at)
+        .select(ApiToken::as_select())
+        .load(conn)?)
 }
 
 /// Revokes a token by name. Returns false when no live token has that name.
 pub fn revoke(conn: &mut SqliteConnection, name: &str) -> Result<bool, AppError> {
-    let n = diesel::update(api_tokens::table.filter(api_tokens::name.eq(name)).filter(api_tokens::revoked_at.is_null()))
-        .set(api_tokens::revoked_at.eq(crate::time::now()))
-        .execute(conn)?;
+    let n = diesel::update(
+        api_tokens::table
+            .filter(api_tokens::name.eq(name))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(crate::time::now()))
+    .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -106,17 +134,29 @@ struct FileToken {
 
 /// Reads the tokens file: hash -> caller. Errors name the file and the entry.
 pub fn read_file(path: &Path) -> Result<HashMap<String, Caller>, AppError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AppError::validation("LEADCACHE_TOKENS_FILE", format!("cannot read {}: {e}", path.display())))?;
-    let parsed: TokensFile = toml::from_str(&text)
-        .map_err(|e| AppError::validation("LEADCACHE_TOKENS_FILE", format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AppError::validation(
+            "LEADCACHE_TOKENS_FILE",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let parsed: TokensFile = toml::from_str(&text).map_err(|e| {
+        AppError::validation("LEADCACHE_TOKENS_FILE", format!("{}: {e}", path.display()))
+    })?;
     let mut out = HashMap::new();
     for t in parsed.token {
         let role = Role::parse(&t.role).ok_or_else(|| {
-            AppError::validation("LEADCACHE_TOKENS_FILE", format!("token {:?}: role must be read, write or admin", t.name))
+            AppError::validation(
+                "LEADCACHE_TOKENS_FILE",
+                format!("token {:?}: role must be read, write or admin", t.name),
+            )
         })?;
-        check_name(&t.name)
-            .map_err(|m| AppError::validation("LEADCACHE_TOKENS_FILE", format!("token name {:?}: {m}", t.name)))?;
+        check_name(&t.name).map_err(|m| {
+            AppError::validation(
+                "LEADCACHE_TOKENS_FILE",
+                format!("token name {:?}: {m}", t.name),
+            )
+        })?;
         let hex = t.sha256.trim().to_ascii_lowercase();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(AppError::validation(
@@ -179,7 +219,12 @@ pub enum Verdict {
 impl TokenAuth {
     /// `open_allowed`: whether the server is open when no token exists (only on loopback).
     pub fn new(db: Db, file: Option<std::path::PathBuf>, open_allowed: bool) -> Self {
-        TokenAuth { db, file, open_allowed, cache: Mutex::new(None) }
+        TokenAuth {
+            db,
+            file,
+            open_allowed,
+            cache: Mutex::new(None),
+        }
     }
 
     /// Reads the tokens now, with the full error (for the start, where it stops the program).
@@ -190,14 +235,19 @@ impl TokenAuth {
         Ok(live.len())
     }
 
-    fn load(conn: &mut SqliteConnection, file: Option<&Path>) -> Result<HashMap<String, Caller>, AppError> {
+    fn load(
+        conn: &mut SqliteConnection,
+        file: Option<&Path>,
+    ) -> Result<HashMap<String, Caller>, AppError> {
         let rows: Vec<ApiToken> = api_tokens::table
             .filter(api_tokens::revoked_at.is_null())
             .select(ApiToken::as_select())
             .load(conn)?;
         let mut live: HashMap<String, Caller> = rows
             .into_iter()
-            .filter_map(|t| Role::parse(&t.role).map(|role| (t.token_hash, Caller { name: t.name, role })))
+            .filter_map(|t| {
+                Role::parse(&t.role).map(|role| (t.token_hash, Caller { name: t.name, role }))
+            })
             .collect();
         if let Some(path) = file {
             live.extend(read_file(path)?);
@@ -206,7 +256,9 @@ impl TokenAuth {
     }
 
     async fn live(&self) -> Result<Live, AppError> {
-        let unavailable = || AppError::Unavailable("the API token list cannot be read; see the server log".into());
+        let unavailable = || {
+            AppError::Unavailable("the API token list cannot be read; see the server log".into())
+        };
         if let Ok(cache) = self.cache.lock()
             && let Some((at, live)) = cache.as_ref()
             && at.elapsed() <= CACHE_TTL
@@ -214,7 +266,11 @@ impl TokenAuth {
             return live.clone().map_err(|()| unavailable());
         }
         let file = self.file.clone();
-        let loaded = self.db.run(move |c| Self::load(c, file.as_deref())).await.map(std::sync::Arc::new);
+        let loaded = self
+            .db
+            .run(move |c| Self::load(c, file.as_deref()))
+            .await
+            .map(std::sync::Arc::new);
         let cached = match &loaded {
             Ok(live) => Ok(live.clone()),
             Err(e) => {
@@ -260,5 +316,8 @@ impl TokenAuth {
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

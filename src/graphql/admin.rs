@@ -98,7 +98,12 @@ impl AdminQuery {
         caller(ctx)?.require(Role::Admin).gql()?;
         let path = state(ctx).db.path().to_owned();
         let result = tokio::task::spawn_blocking(move || {
-            crate::sqlconsole::run(&path, &query, crate::sqlconsole::MAX_ROWS, crate::sqlconsole::TIME_LIMIT)
+            crate::sqlconsole::run(
+                &path,
+                &query,
+                crate::sqlconsole::MAX_ROWS,
+                crate::sqlconsole::TIME_LIMIT,
+            )
         })
         .await
         .map_err(AppError::internal)
@@ -106,7 +111,11 @@ impl AdminQuery {
         .gql()?;
         Ok(SqlResult {
             columns: result.columns,
-            rows: result.rows.into_iter().map(|row| row.into_iter().map(Json).collect()).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(Json).collect())
+                .collect(),
             truncated: result.truncated,
             elapsed_ms: i64::try_from(result.elapsed_ms).unwrap_or(i64::MAX),
         })
@@ -127,7 +136,12 @@ pub struct AdminMutation;
 impl AdminMutation {
     /// Creates an API token (admin). Names: 1 to 64 letters, digits, `-`, `_` or `.`, unique.
     /// The secret is in the answer and nowhere else.
-    async fn create_api_token(&self, ctx: &Context<'_>, name: String, role: ApiRole) -> async_graphql::Result<CreatedApiToken> {
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        role: ApiRole,
+    ) -> async_graphql::Result<CreatedApiToken> {
         let caller = caller(ctx)?;
         caller.require(Role::Admin).gql()?;
         let (secret, row) = state(ctx)
@@ -136,12 +150,19 @@ impl AdminMutation {
             .await
             .gql()?;
         tracing::info!(token = %row.name, role = %row.role, by = %caller.name, "API token created");
-        Ok(CreatedApiToken { token: ApiToken::from(row), secret })
+        Ok(CreatedApiToken {
+            token: ApiToken::from(row),
+            secret,
+        })
     }
 
     /// Revokes a live API token by name (admin); it stops working within 2 seconds. NOT_FOUND when
     /// no live token has that name.
-    async fn revoke_api_token(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<ApiToken> {
+    async fn revoke_api_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<ApiToken> {
         let caller = caller(ctx)?;
         caller.require(Role::Admin).gql()?;
         let wanted = name.clone();

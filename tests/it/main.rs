@@ -2,9 +2,9 @@
 
 mod support;
 
-mod leads;
-mod schema;
 mod access;
 mod hostile;
+mod leads;
 mod observability;
 mod props;
+mod schema;

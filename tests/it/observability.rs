@@ -11,9 +11,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::support::TestApp;
 
 fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).and_then(|l| {
-        l.rsplit(' ').next().and_then(|v| v.parse().ok())
-    })
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
 }
 
 #[tokio::test]
@@ -22,8 +23,17 @@ async fn metrics_expose_every_series() {
     let lead = app.create_lead(json!({"fullName": "Metric Mia"})).await;
     app.create_lead(json!({"fullName": "Metric Max"})).await;
     let id = lead["id"].as_str().unwrap();
-    app.ok("query MetricsProbeLookup($id: ID!) { lead(id: $id) { id } }", json!({"id": id})).await;
-    app.err("query MetricsProbeFails { leads(first: -1) { totalCount } }", json!({}), "VALIDATION").await;
+    app.ok(
+        "query MetricsProbeLookup($id: ID!) { lead(id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    app.err(
+        "query MetricsProbeFails { leads(first: -1) { totalCount } }",
+        json!({}),
+        "VALIDATION",
+    )
+    .await;
     // The hooks the sync, Airtable client and duplicate code call.
     leadcache::metrics::record_sync_run("push", "ok", Duration::from_millis(120));
     leadcache::metrics::record_duplicate("email");
@@ -34,7 +44,12 @@ async fn metrics_expose_every_series() {
 
     let resp = app.get("/metrics").await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = resp.text().await.unwrap();
     for series in [
         "graphql_operations_total{operation=\"MetricsProbeLookup\",outcome=\"ok\"}",
@@ -55,13 +70,26 @@ async fn metrics_expose_every_series() {
         "database_size_bytes",
         "leads_total",
     ] {
-        assert!(sample(&text, series).is_some(), "{series} missing from:\n{text}");
+        assert!(
+            sample(&text, series).is_some(),
+            "{series} missing from:\n{text}"
+        );
     }
-    assert!(text.contains("graphql_operation_duration_seconds_bucket{operation=\"MetricsProbeLookup\",le=\"0.005\"}"));
+    assert!(text.contains(
+        "graphql_operation_duration_seconds_bucket{operation=\"MetricsProbeLookup\",le=\"0.005\"}"
+    ));
     assert!(sample(&text, "lead_cache_hits_total").unwrap() >= 1.0);
     assert_eq!(sample(&text, "leads_total"), Some(2.0));
-    assert_eq!(sample(&text, "outbox_depth{state=\"pending\"}"), Some(0.0), "local-only leads are not pending");
-    assert_eq!(sample(&text, "backup_age_seconds"), Some(-1.0), "no backup yet");
+    assert_eq!(
+        sample(&text, "outbox_depth{state=\"pending\"}"),
+        Some(2.0),
+        "two creates wait in the outbox"
+    );
+    assert_eq!(
+        sample(&text, "backup_age_seconds"),
+        Some(-1.0),
+        "no backup yet"
+    );
     let size = sample(&text, "database_size_bytes").unwrap();
     assert!(size >= 4096.0, "{size}");
 }
@@ -108,45 +136,97 @@ async fn logs_are_json_with_access_lines_and_never_hold_secrets() {
     };
     let mut create = tokio::process::Command::new(exe);
     base(&mut create);
-    let out = create.args(["token", "create", "--name", "log-admin", "--role", "admin"]).output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = create
+        .args(["token", "create", "--name", "log-admin", "--role", "admin"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("lc_"));
 
     let mut serve = tokio::process::Command::new(exe);
     base(&mut serve);
-    let mut child = serve.arg("serve").stderr(Stdio::piped()).stdout(Stdio::null()).kill_on_drop(true).spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let addr = tokio::time::timeout(Duration::from_secs(60), collect(child.stderr.take().unwrap(), lines.clone()))
-        .await
-        .expect("the server started")
+    let mut child = serve
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let addr = tokio::time::timeout(
+        Duration::from_secs(60),
+        collect(child.stderr.take().unwrap(), lines.clone()),
+    )
+    .await
+    .expect("the server started")
+    .unwrap();
     let url = format!("http://{addr}");
     let http = reqwest::Client::new();
-    let gql = |bearer: &str, body: Value| http.post(format!("{url}/graphql")).bearer_auth(bearer.to_string()).json(&body).send();
+    let gql = |bearer: &str, body: Value| {
+        http.post(format!("{url}/graphql"))
+            .bearer_auth(bearer.to_string())
+            .json(&body)
+            .send()
+    };
 
     let person_email = "private.person@example.org";
     let r = gql(&token, json!({"query": "mutation AddPerson($i: LeadInput!) { createLead(input: $i) { created } }", "variables": {"i": {"fullName": "Private Person", "email": person_email}}}))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = gql(&token, json!({"query": "query ListStatuses { statuses cacheStatus { mode } }"})).await.unwrap();
+    let r = gql(
+        &token,
+        json!({"query": "query ListStatuses { statuses cacheStatus { mode } }"}),
+    )
+    .await
+    .unwrap();
     let status_body = r.text().await.unwrap();
-    assert!(!status_body.contains(airtable_key), "cacheStatus holds the Airtable key");
-    let r = gql("lc_wrongTOKENvalue42", json!({"query": "{ statuses }"})).await.unwrap();
+    assert!(
+        !status_body.contains(airtable_key),
+        "cacheStatus holds the Airtable key"
+    );
+    let r = gql("lc_wrongTOKENvalue42", json!({"query": "{ statuses }"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = http
         .get(format!("{url}/graphql"))
-        .query(&[("query", format!("query ByEmail {{ searchLeads(query: \"{person_email}\") {{ id }} }}"))])
+        .query(&[(
+            "query",
+            format!("query ByEmail {{ searchLeads(query: \"{person_email}\") {{ id }} }}"),
+        )])
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = gql(&token, json!({"query": "{ sql(query: \"SELECT * FROM no_such_table\") { rows } }"})).await.unwrap();
+    let r = gql(
+        &token,
+        json!({"query": "{ sql(query: \"SELECT * FROM no_such_table\") { rows } }"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
-    let metrics = http.get(format!("{url}/metrics")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
-    assert!(!metrics.contains(airtable_key) && !metrics.contains(&token) && !metrics.contains(person_email));
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains(airtable_key)
+            && !metrics.contains(&token)
+            && !metrics.contains(person_email)
+    );
 
     // Let the access lines reach the pipe, then stop the server we started.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -156,16 +236,27 @@ async fn logs_are_json_with_access_lines_and_never_hold_secrets() {
     let lines = lines.lock().unwrap().clone();
     let all = lines.join("\n");
 
-    for secret in [airtable_key, token.as_str(), "lc_wrongTOKENvalue42", person_email, "Private Person"] {
+    for secret in [
+        airtable_key,
+        token.as_str(),
+        "lc_wrongTOKENvalue42",
+        person_email,
+        "Private Person",
+    ] {
         assert!(!all.contains(secret), "the log holds {secret:?}:\n{all}");
     }
     let token_hash = leadcache::tokens::hash(&token);
     assert!(!all.contains(&token_hash), "the log holds a token hash");
     let parsed: Vec<Value> = lines
         .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
         .collect();
-    let access: Vec<&Value> = parsed.iter().filter(|v| v["target"] == "leadcache::access").collect();
+    let access: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| v["target"] == "leadcache::access")
+        .collect();
     let find = |op: &str| access.iter().find(|v| v["operation"] == op).copied();
     let add = find("AddPerson").unwrap_or_else(|| panic!("no access line for AddPerson:\n{all}"));
     assert_eq!(add["method"], "POST");
@@ -174,9 +265,14 @@ async fn logs_are_json_with_access_lines_and_never_hold_secrets() {
     assert!(add["duration_ms"].is_number());
     let by_email = find("ByEmail").expect("an access line for the GET query");
     assert_eq!(by_email["path"], "/graphql", "no query string in the path");
-    assert!(access.iter().any(|v| v["status"] == 401), "refused requests are logged");
     assert!(
-        parsed.iter().any(|v| v["message"].as_str().is_some_and(|m| m.contains("slow GraphQL operation"))),
+        access.iter().any(|v| v["status"] == 401),
+        "refused requests are logged"
+    );
+    assert!(
+        parsed.iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("slow GraphQL operation"))),
         "SLOW_QUERY_MS=0 logs every operation as slow"
     );
 }

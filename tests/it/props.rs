@@ -7,7 +7,16 @@ use serde_json::{Map, Value, json};
 
 use leadcache::leads::{WriteCtx, fields, store};
 
-const TEXT_FIELDS: &[&str] = &["full_name", "company", "title", "location", "industry", "source", "email", "phone"];
+const TEXT_FIELDS: &[&str] = &[
+    "full_name",
+    "company",
+    "title",
+    "location",
+    "industry",
+    "source",
+    "email",
+    "phone",
+];
 
 fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -38,8 +47,16 @@ fn any_input() -> impl Strategy<Value = Map<String, Value>> {
         proptest::collection::vec(proptest::option::of(any_text()), TEXT_FIELDS.len()),
         proptest::option::of(any_url()),
         proptest::option::of(any_url()),
-        proptest::option::of(prop_oneof![(-2e9f64..2e9f64), Just(f64::MAX), (0f64..100f64)]),
-        proptest::option::of(prop_oneof![Just("new".to_string()), Just("won".to_string()), "[a-z]{1,8}"]),
+        proptest::option::of(prop_oneof![
+            (-2e9f64..2e9f64),
+            Just(f64::MAX),
+            (0f64..100f64)
+        ]),
+        proptest::option::of(prop_oneof![
+            Just("new".to_string()),
+            Just("won".to_string()),
+            "[a-z]{1,8}"
+        ]),
     )
         .prop_map(|(texts, website, linkedin, score, status)| {
             let mut m = Map::new();
@@ -65,8 +82,14 @@ fn any_input() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 fn url_form(s: &str) -> String {
-    let with_scheme = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
-    url::Url::parse(&with_scheme).map(|u| u.to_string()).unwrap_or_default()
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("https://{s}")
+    };
+    url::Url::parse(&with_scheme)
+        .map(|u| u.to_string())
+        .unwrap_or_default()
 }
 
 /// What must be stored for `field` when the input was `sent`.
@@ -87,12 +110,19 @@ fn expected(field: &str, sent: &Value) -> Value {
 }
 
 fn must_be_refused(input: &Map<String, Value>) -> bool {
-    let name_blank = input.get("full_name").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty());
-    let control = input
-        .values()
-        .filter_map(Value::as_str)
-        .any(|s| s.trim().chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
-    let bad_score = input.get("score").and_then(Value::as_f64).is_some_and(|x| x.abs() > 1e9);
+    let name_blank = input
+        .get("full_name")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.trim().is_empty());
+    let control = input.values().filter_map(Value::as_str).any(|s| {
+        s.trim()
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    });
+    let bad_score = input
+        .get("score")
+        .and_then(Value::as_f64)
+        .is_some_and(|x| x.abs() > 1e9);
     name_blank || control || bad_score
 }
 
