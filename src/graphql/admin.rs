@@ -174,8 +174,7 @@ impl AdminMutation {
                 }
                 let rows = crate::tokens::list(c)?;
                 rows.into_iter()
-                    .filter(|t| t.name == wanted)
-                    .last()
+                    .rfind(|t| t.name == wanted)
                     .ok_or_else(|| AppError::not_found(format!("token {wanted:?}")))
             })
             .await
