@@ -57,8 +57,17 @@ impl Running {
 
 /// Binds `addr` and serves the app in the background.
 pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running> {
-    let app = App::new(state);
-    if !addr.ip().is_loopback() && !app.auth.any().await? {
+    let app = App::for_bind(state, addr.ip().is_loopback());
+    if let Some(path) = &app.state.config.tokens_file {
+        crate::tokens::warn_if_readable_by_others(path);
+    }
+    // Reads the tokens (file included) now, so a broken tokens file stops the start with its error.
+    let live_tokens = app
+        .auth
+        .verify()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !addr.ip().is_loopback() && live_tokens == 0 {
         anyhow::bail!(
             "refusing to listen on {addr} without API tokens: anyone on the network could read and change \
              every lead. Create one with `leadcache token create --name NAME --role admin`, or bind a \

@@ -56,6 +56,7 @@ setting_flags! {
     leadcache_tokens_file => "LEADCACHE_TOKENS_FILE",
     rust_log => "RUST_LOG",
     log_format => "LOG_FORMAT",
+    slow_query_ms => "SLOW_QUERY_MS",
 }
 
 #[derive(Debug, Parser)]

@@ -25,6 +25,7 @@
 //! | `BACKUP_SCHEDULE`, `BACKUP_KEEP` | `0 0 3 * * *`, `14` | daily backup cron (empty: off); how many kept |
 //! | `LEADCACHE_TOKENS_FILE` | none | extra API tokens file |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `text` | log filter; `json` for one object a line |
+//! | `SLOW_QUERY_MS` | `500` | GraphQL operations slower than this are logged with a warning |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -120,6 +121,8 @@ pub struct Config {
     pub tokens_file: Option<PathBuf>,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// GraphQL operations at least this slow are logged with a warning (`SLOW_QUERY_MS`).
+    pub slow_query: Duration,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -149,6 +152,7 @@ pub const VARIABLES: &[&str] = &[
     "LEADCACHE_TOKENS_FILE",
     "RUST_LOG",
     "LOG_FORMAT",
+    "SLOW_QUERY_MS",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -338,6 +342,7 @@ impl Config {
             tokens_file: src.get("LEADCACHE_TOKENS_FILE").map(PathBuf::from),
             log_filter: src.get("RUST_LOG").unwrap_or("info").to_string(),
             log_format,
+            slow_query: Duration::from_millis(parse_or(src, "SLOW_QUERY_MS", 500u64)?),
         })
     }
 
@@ -461,6 +466,15 @@ mod tests {
         assert_eq!(c.lead_statuses.len(), 9);
         assert_eq!(c.cache_refresh_interval, Duration::from_secs(7200));
         assert_eq!(c.backup_schedule.as_deref(), Some("0 0 3 * * *"));
+        assert_eq!(c.slow_query, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn slow_query_ms_is_read_in_milliseconds() {
+        let c = Config::load(&Source::from_pairs([("SLOW_QUERY_MS", "1200")])).unwrap();
+        assert_eq!(c.slow_query, Duration::from_millis(1200));
+        let c = Config::load(&Source::from_pairs([("SLOW_QUERY_MS", "0")])).unwrap();
+        assert_eq!(c.slow_query, Duration::ZERO, "0 logs every operation");
     }
 
     #[test]
@@ -475,6 +489,8 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
+            ("SLOW_QUERY_MS", "-5"),
+            ("SLOW_QUERY_MS", "fast"),
         ];
         for (var, value) in cases {
             let err = Config::load(&Source::from_pairs([(var, value)])).unwrap_err();

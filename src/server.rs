@@ -8,13 +8,21 @@
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers; reports Airtable reachability |
 //! | `GET /schema.graphql` | the SDL |
+//! | `GET /metrics` | Prometheus metrics (any token when tokens are configured) |
 //! | `GET /` and other paths | the admin page (`web/`, embedded) |
+//!
+//! Request checks (content type, batching, local-only open servers) and the access log are in
+//! [`crate::guard`].
 
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+
+use crate::guard::{
+    GraphqlContentType, OperationName, OperationSlot, RequestRejection, open_server_check,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -40,10 +48,19 @@ pub struct App {
 }
 
 impl App {
+    /// The app of a server bound to `state.config.bind`.
     pub fn new(state: AppState) -> Self {
+        let loopback = state.config.bind.ip().is_loopback();
+        Self::for_bind(state, loopback)
+    }
+
+    /// The app of a server bound to a loopback address (`loopback`) or not: without tokens, only
+    /// a loopback server is open.
+    pub fn for_bind(state: AppState, loopback: bool) -> Self {
         let auth = Arc::new(TokenAuth::new(
             state.db.clone(),
             state.config.tokens_file.clone(),
+            loopback,
         ));
         App {
             schema: schema(state.clone()),
@@ -76,13 +93,17 @@ impl FromRequestParts<App> for Caller {
         };
         match app.auth.check(token).await {
             Verdict::Allowed(caller) => Ok(caller),
+            Verdict::Open(caller) => match open_server_check(&parts.headers, false) {
+                Ok(()) => Ok(caller),
+                Err(e) => Err(graphql_error(e)),
+            },
             Verdict::Denied(e) => Err(graphql_error(e)),
         }
     }
 }
 
 /// An error as a GraphQL-shaped JSON response with the right status code.
-fn graphql_error(e: AppError) -> Response {
+pub(crate) fn graphql_error(e: AppError) -> Response {
     if e.is_internal() {
         tracing::error!(error = %e, "request failed");
     }
@@ -106,10 +127,18 @@ async fn graphql(
     State(app): State<App>,
     method: Method,
     headers: HeaderMap,
+    _content_type: GraphqlContentType,
     caller: Caller,
-    req: GraphQLRequest,
+    req: GraphQLRequest<RequestRejection>,
 ) -> Response {
     let request = req.into_inner();
+    if request.query.len() > crate::graphql::MAX_QUERY_BYTES {
+        return graphql_error(AppError::Limit(format!(
+            "the query text is {} bytes; at most {} are accepted (pass large inputs as variables)",
+            request.query.len(),
+            crate::graphql::MAX_QUERY_BYTES
+        )));
+    }
     if method == Method::GET && is_mutation(&request.query, request.operation_name.as_deref()) {
         let mut resp = graphql_error(AppError::validation(
             "method",
@@ -120,7 +149,11 @@ async fn graphql(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    let mut response = app.schema.execute(request.data(caller)).await;
+    let operation = OperationSlot::default();
+    let mut response = app
+        .schema
+        .execute(request.data(caller).data(operation.clone()))
+        .await;
     for error in &mut response.errors {
         ensure_code(error);
     }
@@ -143,7 +176,11 @@ async fn graphql(
         Ok(b) => b,
         Err(e) => return graphql_error(AppError::internal(e)),
     };
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    let mut resp = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    if let Some(name) = operation.get() {
+        resp.extensions_mut().insert(OperationName(name));
+    }
+    resp
 }
 
 /// Gives every error a machine code. Errors from resolvers carry one already; errors raised by
@@ -190,6 +227,27 @@ fn is_mutation(query: &str, operation: Option<&str>) -> bool {
             .iter()
             .filter(|(name, _)| operation.is_none_or(|o| name.as_str() == o))
             .any(|(_, op)| op.node.ty != OperationType::Query),
+    }
+}
+
+/// Largest WebSocket message accepted (a subscription request is a few hundred bytes).
+pub(crate) const WS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Prometheus metrics; any valid token may read them when tokens are configured.
+async fn metrics(State(app): State<App>, caller: Caller) -> Response {
+    if let Err(e) = caller.require(crate::auth::Role::Read) {
+        return graphql_error(e);
+    }
+    match crate::metrics::render(&app.state.db).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => graphql_error(e),
     }
 }
 
@@ -246,10 +304,12 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
+        .route("/metrics", get(metrics))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn(crate::guard::access_log))
         .with_state(app)
 }

@@ -49,6 +49,26 @@ fn generate() -> String {
     format!("{PREFIX}{body}")
 }
 
+/// A token name is recorded as the actor of every change made with it, so it must be short,
+/// plain, and not one of the actors leadcache uses for its own changes.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    if matches!(
+        name.to_ascii_lowercase().as_str(),
+        "airtable" | "system" | "local"
+    ) {
+        return Err(format!("{name:?} is reserved for leadcache's own changes"));
+    }
+    Ok(())
+}
+
 /// Creates a token; returns the secret (to show once) and the stored row.
 pub fn create(
     conn: &mut SqliteConnection,
@@ -56,23 +76,7 @@ pub fn create(
     role: Role,
 ) -> Result<(String, ApiToken), AppError> {
     let name = name.trim();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(AppError::validation(
-            "name",
-            "1 to 64 letters, digits, '-', '_' or '.'",
-        ));
-    }
-    if matches!(name, "airtable" | "system" | "local") {
-        return Err(AppError::validation(
-            "name",
-            format!("{name:?} is reserved for leadcache's own changes"),
-        ));
-    }
+    check_name(name).map_err(|m| AppError::validation("name", m))?;
     let secret = generate();
     let row = ApiToken {
         id: uuid::Uuid::now_v7().to_string(),
@@ -147,6 +151,12 @@ pub fn read_file(path: &Path) -> Result<HashMap<String, Caller>, AppError> {
                 format!("token {:?}: role must be read, write or admin", t.name),
             )
         })?;
+        check_name(&t.name).map_err(|m| {
+            AppError::validation(
+                "LEADCACHE_TOKENS_FILE",
+                format!("token name {:?}: {m}", t.name),
+            )
+        })?;
         let hex = t.sha256.trim().to_ascii_lowercase();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(AppError::validation(
@@ -159,32 +169,70 @@ pub fn read_file(path: &Path) -> Result<HashMap<String, Caller>, AppError> {
     Ok(out)
 }
 
+/// Warns when the tokens file can be read by the group or others (it holds hashes only, but a
+/// hash list tells an attacker which names and roles exist, and the file is usually next to
+/// other secrets). Called once at start.
+pub fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "LEADCACHE_TOKENS_FILE {} is readable by other users (mode {mode:o}); run chmod 600 on it",
+                path.display()
+            );
+        }
+    }
+}
+
 /// What the server knows of tokens right now: hash -> caller, for live tokens of the database
 /// and the file.
 type Live = std::sync::Arc<HashMap<String, Caller>>;
 
 /// Resolves bearer tokens to callers, with a short cache.
+///
+/// A failure to read the tokens (a broken tokens file, the database) is cached for the same TTL and
+/// logged once per TTL; meanwhile every request is refused (fail closed) with `UNAVAILABLE`, whose
+/// message does not name the file.
 pub struct TokenAuth {
     db: Db,
     file: Option<std::path::PathBuf>,
-    cache: Mutex<Option<(Instant, Live)>>,
+    /// Whether a server without tokens is open (loopback bind) or closed to everyone (any other
+    /// bind: the start refuses it, and revoking the last token at run time must not open it).
+    open_allowed: bool,
+    cache: Mutex<Option<(Instant, Result<Live, ()>)>>,
 }
 
 /// The outcome of checking a request's credentials.
 #[derive(Debug)]
 pub enum Verdict {
     Allowed(Caller),
+    /// No token is configured and the server is open (loopback only): the caller is
+    /// [`Caller::open`]. The HTTP layer then checks the request is a local one.
+    Open(Caller),
     /// No valid credentials where some are required.
     Denied(AppError),
 }
 
 impl TokenAuth {
-    pub fn new(db: Db, file: Option<std::path::PathBuf>) -> Self {
+    /// `open_allowed`: whether the server is open when no token exists (only on loopback).
+    pub fn new(db: Db, file: Option<std::path::PathBuf>, open_allowed: bool) -> Self {
         TokenAuth {
             db,
             file,
+            open_allowed,
             cache: Mutex::new(None),
         }
+    }
+
+    /// Reads the tokens now, with the full error (for the start, where it stops the program).
+    /// Returns how many live tokens there are.
+    pub async fn verify(&self) -> Result<usize, AppError> {
+        let file = self.file.clone();
+        let live = self.db.run(move |c| Self::load(c, file.as_deref())).await?;
+        Ok(live.len())
     }
 
     fn load(
@@ -208,19 +256,32 @@ impl TokenAuth {
     }
 
     async fn live(&self) -> Result<Live, AppError> {
+        let unavailable = || {
+            AppError::Unavailable("the API token list cannot be read; see the server log".into())
+        };
         if let Ok(cache) = self.cache.lock()
             && let Some((at, live)) = cache.as_ref()
             && at.elapsed() <= CACHE_TTL
         {
-            return Ok(live.clone());
+            return live.clone().map_err(|()| unavailable());
         }
         let file = self.file.clone();
-        let live: Live =
-            std::sync::Arc::new(self.db.run(move |c| Self::load(c, file.as_deref())).await?);
+        let loaded = self
+            .db
+            .run(move |c| Self::load(c, file.as_deref()))
+            .await
+            .map(std::sync::Arc::new);
+        let cached = match &loaded {
+            Ok(live) => Ok(live.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the API tokens; refusing requests until they can be read");
+                Err(())
+            }
+        };
         if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((Instant::now(), live.clone()));
+            *cache = Some((Instant::now(), cached));
         }
-        Ok(live)
+        loaded.map_err(|_| unavailable())
     }
 
     /// Whether any token is configured (the server is then closed to callers without one).
@@ -235,7 +296,12 @@ impl TokenAuth {
             Err(e) => return Verdict::Denied(e),
         };
         match bearer {
-            None if live.is_empty() => Verdict::Allowed(Caller::open()),
+            None if live.is_empty() && self.open_allowed => Verdict::Open(Caller::open()),
+            None if live.is_empty() => Verdict::Denied(AppError::Unauthenticated(
+                "this server listens on a non-loopback address and has no live API token; create one with \
+                 `leadcache token create`"
+                    .into(),
+            )),
             None => Verdict::Denied(AppError::Unauthenticated(
                 "this server requires a token: send Authorization: Bearer <token>".into(),
             )),

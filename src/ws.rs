@@ -48,7 +48,15 @@ pub async fn graphql_ws(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
         .map(str::to_string);
+    // An open server (no tokens) only serves pages of its own origin (DNS rebinding, CSWSH).
+    if let Verdict::Open(_) = app.auth.check(None).await
+        && let Err(e) = crate::guard::open_server_check(&headers, true)
+    {
+        return crate::server::graphql_error(e);
+    }
     upgrade
+        .max_message_size(crate::server::WS_MAX_MESSAGE_BYTES)
+        .max_frame_size(crate::server::WS_MAX_MESSAGE_BYTES)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, app, protocol, header_token))
 }
@@ -102,9 +110,10 @@ async fn serve(
         .on_connection_init(move |payload| async move {
             let token = payload_token(&payload).or(header_token);
             match auth.check(token.as_deref()).await {
-                Verdict::Allowed(caller) => {
+                Verdict::Allowed(caller) | Verdict::Open(caller) => {
                     let mut data = async_graphql::Data::default();
                     data.insert(caller);
+                    data.insert(crate::graphql::SubscriptionSlots::default());
                     Ok(data)
                 }
                 Verdict::Denied(e) => Err(async_graphql::Error::new(format!(

@@ -1,6 +1,7 @@
 //! The GraphQL API (SPEC §6). [`schema`] builds it once, for the server, the tests and
 //! `leadcache schema` alike.
 
+pub mod admin;
 pub mod campaigns;
 pub mod duplicates;
 pub mod inputs;
@@ -28,6 +29,7 @@ pub struct QueryRoot(
     duplicates::DuplicatesQuery,
     campaigns::CampaignsQuery,
     report::ReportQuery,
+    admin::AdminQuery,
 );
 
 /// All mutations, merged like [`QueryRoot`].
@@ -37,6 +39,7 @@ pub struct MutationRoot(
     sync::SyncMutation,
     duplicates::DuplicatesMutation,
     campaigns::CampaignsMutation,
+    admin::AdminMutation,
 );
 
 /// All subscriptions, merged like [`QueryRoot`].
@@ -49,8 +52,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub const MAX_DEPTH: usize = 12;
 /// Largest query complexity accepted (each field counts 1; lists count per field, not per item).
 pub const MAX_COMPLEXITY: usize = 2_000;
-/// Most fields, aliases included, that one query may select.
-pub const MAX_ALIASES: usize = 500;
+/// Longest query text accepted, in bytes. Checked before parsing, so a flood of aliases or
+/// fields is refused without work; large inputs belong in variables, which this does not count.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// Most active subscriptions on one WebSocket connection.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 20;
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
@@ -81,6 +87,7 @@ pub fn schema(state: AppState) -> AppSchema {
             tokio::spawn,
         ))
         .data(DataLoader::new(loaders::OutboxLoader(db), tokio::spawn))
+        .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
         .finish()
 }
@@ -109,4 +116,51 @@ pub(crate) fn caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
         .cloned()
         .ok_or_else(|| AppError::Unauthenticated("no credentials".into()))
         .gql()
+}
+
+/// The active subscriptions of one WebSocket connection, put in the connection's data by the
+/// server at `connection_init`. Each subscription holds a [`SubscriptionSlot`] for as long as its
+/// stream lives.
+#[derive(Clone, Default)]
+pub struct SubscriptionSlots(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl SubscriptionSlots {
+    /// How many subscriptions are active now.
+    pub fn active(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One active subscription; frees its slot when dropped (the stream ended or was stopped).
+pub struct SubscriptionSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Takes a subscription slot of this connection, or fails with LIMIT when it has
+/// [`MAX_SUBSCRIPTIONS_PER_CONNECTION`] already. Connections without slots (none are made outside
+/// the WebSocket route) are not limited. Subscription resolvers keep the slot inside their stream.
+pub(crate) fn subscription_slot(
+    ctx: &Context<'_>,
+) -> async_graphql::Result<Option<SubscriptionSlot>> {
+    use std::sync::atomic::Ordering;
+    let Some(slots) = ctx.data_opt::<SubscriptionSlots>() else {
+        return Ok(None);
+    };
+    let taken = slots
+        .0
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_SUBSCRIPTIONS_PER_CONNECTION).then_some(n + 1)
+        });
+    match taken {
+        Ok(_) => Ok(Some(SubscriptionSlot(slots.0.clone()))),
+        Err(_) => Err(AppError::Limit(format!(
+            "at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} active subscriptions per connection; stop one \
+             (complete) or open another connection"
+        )))
+        .gql(),
+    }
 }

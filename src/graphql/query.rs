@@ -28,13 +28,13 @@ impl LeadsQuery {
             .await
             .gql()?;
         if found.is_some() {
-            metrics::counter!("lead_cache_hits_total").increment(1);
+            crate::metrics::record_cache_hit();
             return Ok(found.map(Lead));
         }
         // Read-through: an Airtable record id not in the cache is fetched (one quick attempt).
         match &state.sync {
             Some(engine) if crate::leads::store::is_airtable_id(&id) => {
-                metrics::counter!("lead_cache_misses_total").increment(1);
+                crate::metrics::record_cache_miss();
                 Ok(engine.read_through(&id).await.gql()?.map(Lead))
             }
             _ => Ok(None),

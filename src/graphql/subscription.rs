@@ -12,7 +12,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use crate::auth::Role;
 use crate::error::GqlResultExt;
 use crate::graphql::types::{Lead, SyncRun};
-use crate::graphql::{caller, state};
+use crate::graphql::{caller, state, subscription_slot};
 use crate::leads::ChangeKind as StoreKind;
 
 /// What happened to a lead.
@@ -62,6 +62,7 @@ impl LeadsSubscription {
         status: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LeadChange>>> {
         caller(ctx)?.require(Role::Read).gql()?;
+        let slot = subscription_slot(ctx)?;
         let rx = state(ctx).bus.lead_changes();
         let stream = BroadcastStream::new(rx)
             .filter_map(move |item| {
@@ -91,6 +92,10 @@ impl LeadsSubscription {
                 }
                 *failed = item.is_err();
                 futures::future::ready(Some(item))
+            })
+            .map(move |item| {
+                let _held = &slot;
+                item
             });
         Ok(stream)
     }
@@ -101,6 +106,7 @@ impl LeadsSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SyncRun>>> {
         caller(ctx)?.require(Role::Read).gql()?;
+        let slot = subscription_slot(ctx)?;
         let rx = state(ctx).bus.sync_runs();
         Ok(BroadcastStream::new(rx)
             .map(|item| match item {
@@ -113,6 +119,10 @@ impl LeadsSubscription {
                 }
                 *failed = item.is_err();
                 futures::future::ready(Some(item))
+            })
+            .map(move |item| {
+                let _held = &slot;
+                item
             }))
     }
 }

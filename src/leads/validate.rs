@@ -183,7 +183,7 @@ pub fn website(s: &str) -> Result<String, AppError> {
 
 /// Digits with the usual separators (`+ ( ) - . / space`), an optional extension, 5 to 20 digits.
 pub fn phone(s: &str) -> Result<String, AppError> {
-    let body = s.split_once(|c| c == 'x' || c == 'X').map_or(s, |(b, _)| b);
+    let body = s.split_once(['x', 'X']).map_or(s, |(b, _)| b);
     let digits = s.chars().filter(char::is_ascii_digit).count();
     let chars_ok = body
         .chars()

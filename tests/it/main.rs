@@ -1,14 +1,21 @@
 //! The integration tests: one binary, a module per area, each test on its own server and database.
 
+// Test code: failing loudly on an unexpected error is the point.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
+mod access;
 mod airtable;
 mod browser;
 mod campaigns;
 mod dedup;
+mod hostile;
 mod import;
 mod leads;
+mod observability;
 mod pipeline;
+mod props;
 mod report;
 mod schema;
 mod subscriptions;
