@@ -53,6 +53,7 @@ setting_flags! {
     leadcache_backup_dir => "LEADCACHE_BACKUP_DIR",
     backup_schedule => "BACKUP_SCHEDULE",
     backup_keep => "BACKUP_KEEP",
+    cleanup_schedule => "CLEANUP_SCHEDULE",
     leadcache_tokens_file => "LEADCACHE_TOKENS_FILE",
     rust_log => "RUST_LOG",
     log_format => "LOG_FORMAT",

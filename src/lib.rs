@@ -24,3 +24,6 @@ pub mod seed;
 pub mod app;
 pub mod cli;
 pub mod maintenance;
+pub mod backup;
+pub mod jobs;
+pub mod transfer;

@@ -1,0 +1,1 @@
+//! Moving leads in and out: CSV export, the versioned JSON dump, HTTP export.
