@@ -102,6 +102,118 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Take a checked backup of the database now (safe while the server runs).
+    Backup,
+    /// List backups: the files in the backup folder and the recorded attempts.
+    Backups,
+    /// Restore a backup over the database (the current one is backed up first).
+    Restore {
+        /// The backup file (e.g. data/backups/leads-20261124T030000Z.db).
+        file: std::path::PathBuf,
+        /// Restore even though a server seems to hold the database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the database: integrity, foreign keys, full-text index, outbox and history sanity.
+    Check,
+    /// Run pending migrations (after a backup), or list them with --status.
+    Migrate {
+        /// Only list applied and pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Export leads as CSV or as a portable JSON dump (streamed).
+    Export {
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        filter: ExportFilter,
+    },
+    /// Import a leadcache JSON dump (leads, history, enrichments, campaigns).
+    Import {
+        /// The dump file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// The `leads` filters as flags (same meaning as GraphQL `LeadFilter`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExportFilter {
+    /// Only this status (repeat for several).
+    #[arg(long)]
+    pub status: Vec<String>,
+    #[arg(long)]
+    pub company: Option<String>,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub industry: Option<String>,
+    #[arg(long)]
+    pub location: Option<String>,
+    #[arg(long)]
+    pub enriched: Option<String>,
+    #[arg(long)]
+    pub verified: Option<String>,
+    #[arg(long)]
+    pub needs_enrichment: Option<String>,
+    /// SYNCED, PENDING, CONFLICT, ERROR or LOCAL (repeat for several).
+    #[arg(long)]
+    pub sync_state: Vec<String>,
+    #[arg(long)]
+    pub score_min: Option<String>,
+    #[arg(long)]
+    pub score_max: Option<String>,
+    #[arg(long)]
+    pub created_after: Option<String>,
+    #[arg(long)]
+    pub created_before: Option<String>,
+    #[arg(long)]
+    pub updated_after: Option<String>,
+    #[arg(long)]
+    pub updated_before: Option<String>,
+    #[arg(long)]
+    pub campaign_id: Option<String>,
+    /// Include soft-deleted leads.
+    #[arg(long)]
+    pub include_deleted: bool,
+    /// Full-text search.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+impl ExportFilter {
+    /// The flags as the name/value pairs of `transfer::filter` (GraphQL names).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        out.extend(self.status.iter().map(|s| ("status", s.clone())));
+        out.extend(self.sync_state.iter().map(|s| ("syncState", s.clone())));
+        let single = [
+            ("company", &self.company),
+            ("source", &self.source),
+            ("industry", &self.industry),
+            ("location", &self.location),
+            ("enriched", &self.enriched),
+            ("verified", &self.verified),
+            ("needsEnrichment", &self.needs_enrichment),
+            ("scoreMin", &self.score_min),
+            ("scoreMax", &self.score_max),
+            ("createdAfter", &self.created_after),
+            ("createdBefore", &self.created_before),
+            ("updatedAfter", &self.updated_after),
+            ("updatedBefore", &self.updated_before),
+            ("campaignId", &self.campaign_id),
+            ("search", &self.search),
+        ];
+        out.extend(single.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+        if self.include_deleted {
+            out.push(("includeDeleted", "true".into()));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,9 +268,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("reset deletes every lead and all history; run `leadcache reset --yes` to confirm");
             }
             let db = crate::app::open_database(&config)?;
+            let (taken, _) = crate::backup::take(&db, &config.backup_dir, crate::backup::Reason::PreReset, config.backup_keep)
+                .context("cannot back up before resetting; nothing was deleted")?;
             let mut conn = db.conn()?;
             crate::maintenance::reset(&mut conn)?;
-            println!("all leads and history deleted");
+            println!("all leads and history deleted (backup kept: {})", taken.path.display());
             Ok(())
         }
         Command::Sql { query, max_rows } => {
@@ -176,6 +290,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => token(&config, cmd),
+        Command::Backup => crate::backup::cli::backup(&config),
+        Command::Backups => crate::backup::cli::backups(&config),
+        Command::Restore { file, force } => crate::backup::cli::restore(&config, &file, force),
+        Command::Check => crate::backup::cli::check(&config),
+        Command::Migrate { status } => crate::backup::cli::migrate(&config, status),
+        Command::Export { format, output, filter } => {
+            crate::transfer::cli::export(&config, &format, output.as_deref(), &filter.pairs())
+        }
+        Command::Import { file } => crate::transfer::cli::import(&config, &file),
     }
 }
 

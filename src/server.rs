@@ -8,6 +8,7 @@
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers; reports Airtable reachability |
 //! | `GET /schema.graphql` | the SDL |
+//! | `GET /export/leads.csv`, `/export/leads.json` | streamed exports, `leads` filters as query parameters (read role) |
 //! | `GET /` and other paths | the admin page (`web/`, embedded) |
 
 use std::sync::Arc;
@@ -241,6 +242,8 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
+        .route("/export/leads.csv", get(crate::transfer::http::csv))
+        .route("/export/leads.json", get(crate::transfer::http::json))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -16,6 +16,7 @@
 //!   with a backup; see [`restore`] for what happens to them on the way back.
 
 pub mod check;
+pub mod cli;
 pub mod lock;
 pub mod restore;
 

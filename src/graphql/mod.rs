@@ -1,6 +1,7 @@
 //! The GraphQL API (SPEC §6). [`schema`] builds it once, for the server, the tests and
 //! `leadcache schema` alike.
 
+pub mod backup;
 pub mod inputs;
 pub mod loaders;
 pub mod mutation;
@@ -22,7 +23,7 @@ pub struct QueryRoot(query::LeadsQuery);
 
 /// All mutations, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutation::LeadsMutation);
+pub struct MutationRoot(mutation::LeadsMutation, backup::BackupMutation);
 
 /// All subscriptions, merged like [`QueryRoot`].
 #[derive(async_graphql::MergedSubscription, Default)]
