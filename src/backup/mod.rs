@@ -134,7 +134,13 @@ fn copy_into(source: &Path, dest: &Path) -> Result<i64, BackupError> {
     {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sqlite(dest))?;
         // -1: every page in one step, i.e. one read transaction on the source: a snapshot.
-        backup.run_to_completion(-1, Duration::from_millis(50), None).map_err(sqlite(dest))?;
+        loop {
+            match backup.step(-1).map_err(sqlite(dest))? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::More => {}
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
     drop(src);
     let _: String = dst.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).map_err(sqlite(dest))?;

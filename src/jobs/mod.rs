@@ -64,7 +64,10 @@ pub struct JobStats {
     pub runs: u64,
     pub failures: u64,
     pub skipped: u64,
+    /// The error of the latest run (`None` when it succeeded).
     pub last_error: Option<String>,
+    /// The error of the latest failed run, kept after later successes.
+    pub last_failure: Option<String>,
 }
 
 type BoxedJob = Arc<dyn Fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
@@ -75,7 +78,8 @@ struct Entry {
     runs: AtomicU64,
     failures: AtomicU64,
     skipped: AtomicU64,
-    last_error: std::sync::Mutex<Option<String>>,
+    /// (latest run's error, latest failure).
+    errors: std::sync::Mutex<(Option<String>, Option<String>)>,
 }
 
 /// The registered jobs of a server.
@@ -109,7 +113,7 @@ impl Scheduler {
             runs: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            last_error: std::sync::Mutex::new(None),
+            errors: std::sync::Mutex::new((None, None)),
         });
         let job: BoxedJob = Arc::new(move |state| job(state).boxed());
         let (e, state) = (entry.clone(), self.state.clone());
@@ -145,12 +149,21 @@ impl Scheduler {
         names
     }
 
+    /// Whether a run of `name` is going on now.
+    pub fn running(&self, name: &str) -> bool {
+        self.entries.get(name).is_some_and(|e| e.running.load(Ordering::Acquire))
+    }
+
     pub fn stats(&self, name: &str) -> Option<JobStats> {
-        self.entries.get(name).map(|e| JobStats {
-            runs: e.runs.load(Ordering::Relaxed),
-            failures: e.failures.load(Ordering::Relaxed),
-            skipped: e.skipped.load(Ordering::Relaxed),
-            last_error: e.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        self.entries.get(name).map(|e| {
+            let errors = e.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            JobStats {
+                runs: e.runs.load(Ordering::Acquire),
+                failures: e.failures.load(Ordering::Acquire),
+                skipped: e.skipped.load(Ordering::Acquire),
+                last_error: errors.0,
+                last_failure: errors.1,
+            }
         })
     }
 }
@@ -167,7 +180,7 @@ impl Drop for Running<'_> {
 /// One tick: skip if still running, run, record the outcome.
 async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
     if e.running.swap(true, Ordering::AcqRel) {
-        e.skipped.fetch_add(1, Ordering::Relaxed);
+        e.skipped.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(job = %e.name, "job {} is still running; skipping this tick", e.name);
         return;
     }
@@ -179,12 +192,17 @@ async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
         Ok(Err(err)) => Some(format!("{err:#}")),
         Err(_) => Some("the job panicked".to_string()),
     };
-    e.runs.fetch_add(1, Ordering::Relaxed);
-    if let Some(msg) = &error {
-        e.failures.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(job = %e.name, error = %msg, "job {} failed: {msg}", e.name);
+    {
+        let mut errors = e.errors.lock().unwrap_or_else(|p| p.into_inner());
+        errors.0 = error.clone();
+        if let Some(msg) = &error {
+            errors.1 = Some(msg.clone());
+            e.failures.fetch_add(1, Ordering::AcqRel);
+            tracing::error!(job = %e.name, error = %msg, "job {} failed: {msg}", e.name);
+        }
     }
-    *e.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.clone();
+    // Counted last, so whoever sees the run counted sees its outcome too.
+    e.runs.fetch_add(1, Ordering::AcqRel);
     let name = e.name.clone();
     let recorded = state
         .db

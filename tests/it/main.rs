@@ -4,3 +4,6 @@ mod support;
 
 mod leads;
 mod schema;
+mod backup;
+mod export;
+mod jobs;
