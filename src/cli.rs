@@ -68,6 +68,8 @@ pub struct Cli {
     pub settings: SettingFlags,
 }
 
+/// (Parsed once per run: the size of the `export` variant's filter flags does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve GraphQL, the admin page, metrics and health checks.

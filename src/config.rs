@@ -388,6 +388,7 @@ fn validate_cron(var: &'static str, v: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

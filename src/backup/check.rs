@@ -15,11 +15,17 @@ use super::{BackupError, integrity, sqlite};
 /// Runs `PRAGMA quick_check` on an existing database file. A missing file is fine (it will be
 /// created).
 pub fn quick_check(path: &Path) -> Result<(), BackupError> {
-    if !path.is_file() || std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true) {
+    if !path.is_file()
+        || std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true)
+    {
         return Ok(());
     }
-    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(sqlite(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sqlite(path))?;
+    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(sqlite(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sqlite(path))?;
     integrity(&conn, path, "quick_check")
 }
 
@@ -51,7 +57,10 @@ pub fn startup_check(database: &Path, backup_dir: &Path) -> Result<(), String> {
             backup_dir.display()
         ),
     };
-    Err(format!("the database {} is damaged and leadcache will not start on it: {e}.\n{advice}", database.display()))
+    Err(format!(
+        "the database {} is damaged and leadcache will not start on it: {e}.\n{advice}",
+        database.display()
+    ))
 }
 
 /// One line of the `check` report.
@@ -86,7 +95,13 @@ impl Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for x in &self.findings {
-            writeln!(f, "{:<5} {:<28} {}", if x.ok { "ok" } else { "FAIL" }, x.check, x.detail)?;
+            writeln!(
+                f,
+                "{:<5} {:<28} {}",
+                if x.ok { "ok" } else { "FAIL" },
+                x.check,
+                x.detail
+            )?;
         }
         Ok(())
     }
@@ -119,7 +134,8 @@ const SANITY: &[(&str, &str, &str)] = &[
 /// The full check of `leadcache check`.
 pub fn full_check(path: &Path) -> Report {
     let mut report = Report::default();
-    let conn = match rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+    let conn = match rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    {
         Ok(c) => c,
         Err(e) => {
             report.add("open", Err(sqlite(path)(e)));
@@ -127,23 +143,42 @@ pub fn full_check(path: &Path) -> Report {
         }
     };
     let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-    report.add("integrity_check", integrity(&conn, path, "integrity_check").map(|()| vec![]));
+    report.add(
+        "integrity_check",
+        integrity(&conn, path, "integrity_check").map(|()| vec![]),
+    );
     report.add("foreign_key_check", foreign_keys(&conn, path));
     report.add(
         "full-text index",
-        conn.execute("INSERT INTO leads_fts(leads_fts) VALUES('integrity-check')", [])
-            .map(|_| vec![])
-            .map_err(sqlite(path)),
+        conn.execute(
+            "INSERT INTO leads_fts(leads_fts) VALUES('integrity-check')",
+            [],
+        )
+        .map(|_| vec![])
+        .map_err(sqlite(path)),
     );
     for (name, sql, what) in SANITY {
-        let n = conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(sqlite(path));
-        report.add(name, n.map(|n| if n == 0 { vec![] } else { vec![format!("{n} {what}")] }));
+        let n = conn
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map_err(sqlite(path));
+        report.add(
+            name,
+            n.map(|n| {
+                if n == 0 {
+                    vec![]
+                } else {
+                    vec![format!("{n} {what}")]
+                }
+            }),
+        );
     }
     report
 }
 
 fn foreign_keys(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<String>, BackupError> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(sqlite(path))?;
+    let mut stmt = conn
+        .prepare("PRAGMA foreign_key_check")
+        .map_err(sqlite(path))?;
     let rows: Vec<(String, String)> = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(2)?)))
         .map_err(sqlite(path))?
@@ -153,5 +188,8 @@ fn foreign_keys(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<String>,
     for key in rows {
         *counts.entry(key).or_default() += 1;
     }
-    Ok(counts.into_iter().map(|((table, parent), n)| format!("{n} row(s) of {table} point to a missing {parent}")).collect())
+    Ok(counts
+        .into_iter()
+        .map(|((table, parent), n)| format!("{n} row(s) of {table} point to a missing {parent}"))
+        .collect())
 }

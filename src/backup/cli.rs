@@ -70,7 +70,11 @@ pub fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<()> 
 
 /// `leadcache check`: prints the report; fails when anything is wrong.
 pub fn check(config: &Config) -> anyhow::Result<()> {
-    anyhow::ensure!(config.database_path.is_file(), "no database at {}", config.database_path.display());
+    anyhow::ensure!(
+        config.database_path.is_file(),
+        "no database at {}",
+        config.database_path.display()
+    );
     let report = check::full_check(&config.database_path);
     print!("{report}");
     if report.ok() {
@@ -78,7 +82,10 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
         Ok(())
     } else {
         let advice = match check::newest_good_backup(&config.backup_dir) {
-            Some(b) => format!("; the newest good backup is {0} (`leadcache restore {0}`)", b.display()),
+            Some(b) => format!(
+                "; the newest good backup is {0} (`leadcache restore {0}`)",
+                b.display()
+            ),
             None => String::new(),
         };
         anyhow::bail!("the check found problems{advice}")

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 /// The lock file of a database: `<database>.lock`.
 pub fn path_for(database: &Path) -> PathBuf {
-    let mut name = database.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = database
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".lock");
     database.with_file_name(name)
 }
@@ -44,13 +47,19 @@ pub enum LockError {
     #[error("the database is in use by another leadcache process{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Held { pid: Option<u32> },
     #[error("cannot use the lock file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Takes the lock of `database` without waiting, writing this process's pid into it.
 pub fn acquire(database: &Path) -> Result<DbLock, LockError> {
     let path = path_for(database);
-    let err = |source| LockError::Io { path: path.clone(), source };
+    let err = |source| LockError::Io {
+        path: path.clone(),
+        source,
+    };
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(err)?;
     }
@@ -67,7 +76,9 @@ pub fn acquire(database: &Path) -> Result<DbLock, LockError> {
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(LockError::Held { pid: text.trim().parse().ok() });
+            return Err(LockError::Held {
+                pid: text.trim().parse().ok(),
+            });
         }
         Err(TryLockError::Error(e)) => return Err(err(e)),
     }
@@ -78,6 +89,7 @@ pub fn acquire(database: &Path) -> Result<DbLock, LockError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -61,9 +61,16 @@ impl Reason {
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("SQLite error on {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("the copy failed its integrity check: {0}")]
     Integrity(String),
     #[error("{0}")]
@@ -102,7 +109,10 @@ pub fn copy(source: &Path, dir: &Path) -> Result<Taken, BackupError> {
     let started = Instant::now();
     ensure_dir(dir)?;
     let final_path = free_name(dir, Utc::now().naive_utc());
-    let file_name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let partial = dir.join(format!(".{file_name}.partial"));
     let result = copy_into(source, &partial);
     let lead_count = match result {
@@ -114,8 +124,15 @@ pub fn copy(source: &Path, dir: &Path) -> Result<Taken, BackupError> {
     };
     fs::rename(&partial, &final_path).map_err(io("cannot rename the backup to", &final_path))?;
     sync_dir(dir);
-    let size_bytes = fs::metadata(&final_path).map(|m| m.len() as i64).unwrap_or(0);
-    Ok(Taken { path: final_path, size_bytes, duration: started.elapsed(), lead_count })
+    let size_bytes = fs::metadata(&final_path)
+        .map(|m| m.len() as i64)
+        .unwrap_or(0);
+    Ok(Taken {
+        path: final_path,
+        size_bytes,
+        duration: started.elapsed(),
+        lead_count,
+    })
 }
 
 /// The backup proper: online backup into `dest`, rollback journal, integrity check, mode 0600.
@@ -127,9 +144,13 @@ fn copy_into(source: &Path, dest: &Path) -> Result<i64, BackupError> {
         .mode(0o600)
         .open(dest)
         .map_err(io("cannot create the backup file", dest))?;
-    let src = rusqlite::Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    let src = rusqlite::Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite(source))?;
+    src.busy_timeout(Duration::from_secs(10))
         .map_err(sqlite(source))?;
-    src.busy_timeout(Duration::from_secs(10)).map_err(sqlite(source))?;
     let mut dst = rusqlite::Connection::open(dest).map_err(sqlite(dest))?;
     {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(sqlite(dest))?;
@@ -143,19 +164,30 @@ fn copy_into(source: &Path, dest: &Path) -> Result<i64, BackupError> {
         }
     }
     drop(src);
-    let _: String = dst.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).map_err(sqlite(dest))?;
+    let _: String = dst
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(sqlite(dest))?;
     integrity(&dst, dest, "integrity_check")?;
-    let leads: i64 = dst.query_row("SELECT COUNT(*) FROM leads", [], |r| r.get(0)).map_err(sqlite(dest))?;
+    let leads: i64 = dst
+        .query_row("SELECT COUNT(*) FROM leads", [], |r| r.get(0))
+        .map_err(sqlite(dest))?;
     dst.close().map_err(|(_, e)| sqlite(dest)(e))?;
     let file = fs::File::open(dest).map_err(io("cannot open the backup file", dest))?;
-    file.sync_all().map_err(io("cannot flush the backup file", dest))?;
+    file.sync_all()
+        .map_err(io("cannot flush the backup file", dest))?;
     Ok(leads)
 }
 
 /// Runs `PRAGMA integrity_check` or `quick_check`; anything but a single `ok` is an error listing
 /// the first problems.
-pub(crate) fn integrity(conn: &rusqlite::Connection, path: &Path, pragma: &str) -> Result<(), BackupError> {
-    let mut stmt = conn.prepare(&format!("PRAGMA {pragma}(20)")).map_err(sqlite(path))?;
+pub(crate) fn integrity(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    pragma: &str,
+) -> Result<(), BackupError> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA {pragma}(20)"))
+        .map_err(sqlite(path))?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .map_err(sqlite(path))?
@@ -171,7 +203,9 @@ pub(crate) fn integrity(conn: &rusqlite::Connection, path: &Path, pragma: &str) 
 /// Creates the backup folder (and its parents) with mode 0700.
 fn ensure_dir(dir: &Path) -> Result<(), BackupError> {
     fs::create_dir_all(dir).map_err(io("cannot create the backup folder", dir))?;
-    let mode = fs::metadata(dir).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    let mode = fs::metadata(dir)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
     if mode != 0o700 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(io("cannot restrict the backup folder", dir))?;
@@ -191,7 +225,11 @@ fn free_name(dir: &Path, at: NaiveDateTime) -> PathBuf {
     let stamp = at.format("%Y%m%dT%H%M%SZ");
     let mut n = 1;
     loop {
-        let name = if n == 1 { format!("leads-{stamp}.db") } else { format!("leads-{stamp}-{n}.db") };
+        let name = if n == 1 {
+            format!("leads-{stamp}.db")
+        } else {
+            format!("leads-{stamp}-{n}.db")
+        };
         let path = dir.join(&name);
         if !path.exists() && !dir.join(format!(".{name}.partial")).exists() {
             return path;
@@ -233,7 +271,9 @@ pub fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
     for path in files(dir).into_iter().skip(keep) {
         match fs::remove_file(&path) {
             Ok(()) => deleted.push(path),
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot delete an old backup"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete an old backup")
+            }
         }
     }
     deleted
@@ -248,7 +288,10 @@ pub fn record(
     let now = crate::time::now();
     let (file, size, ms, leads, state, error) = match outcome {
         Ok(t) => (
-            t.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            t.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             t.size_bytes,
             t.duration.as_millis() as i64,
             t.lead_count,
@@ -274,7 +317,12 @@ pub fn record(
 
 /// Takes a backup of `db`, records it (also when it failed), and prunes to `keep`. Blocking: call
 /// it from `spawn_blocking` or [`take_async`].
-pub fn take(db: &Db, dir: &Path, reason: Reason, keep: usize) -> Result<(Taken, BackupRow), BackupError> {
+pub fn take(
+    db: &Db,
+    dir: &Path,
+    reason: Reason,
+    keep: usize,
+) -> Result<(Taken, BackupRow), BackupError> {
     let outcome = copy(db.path(), dir);
     let mut conn = db.conn()?;
     let row = record(&mut conn, reason, &outcome)?;
@@ -297,7 +345,12 @@ pub fn take(db: &Db, dir: &Path, reason: Reason, keep: usize) -> Result<(Taken, 
 }
 
 /// [`take`] on the blocking pool.
-pub async fn take_async(db: Db, dir: PathBuf, reason: Reason, keep: usize) -> Result<(Taken, BackupRow), BackupError> {
+pub async fn take_async(
+    db: Db,
+    dir: PathBuf,
+    reason: Reason,
+    keep: usize,
+) -> Result<(Taken, BackupRow), BackupError> {
     match tokio::task::spawn_blocking(move || take(&db, &dir, reason, keep)).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -307,30 +360,58 @@ pub async fn take_async(db: Db, dir: PathBuf, reason: Reason, keep: usize) -> Re
 
 /// Backups recorded in the database, newest first.
 pub fn list(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<BackupRow>, AppError> {
-    Ok(backups::table.order(backups::id.desc()).limit(limit).select(BackupRow::as_select()).load(conn)?)
+    Ok(backups::table
+        .order(backups::id.desc())
+        .limit(limit)
+        .select(BackupRow::as_select())
+        .load(conn)?)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_sort_by_time_then_sequence() {
-        assert_eq!(name_key("leads-20261124T030000Z.db"), Some(("20261124T030000".into(), 1)));
-        assert_eq!(name_key("leads-20261124T030000Z-3.db"), Some(("20261124T030000".into(), 3)));
+        assert_eq!(
+            name_key("leads-20261124T030000Z.db"),
+            Some(("20261124T030000".into(), 1))
+        );
+        assert_eq!(
+            name_key("leads-20261124T030000Z-3.db"),
+            Some(("20261124T030000".into(), 3))
+        );
         assert_eq!(name_key("leads-nonsense.db"), None);
         assert_eq!(name_key(".leads-20261124T030000Z.db.partial"), None);
         let dir = tempfile::tempdir().unwrap();
-        for n in ["leads-20261124T030000Z.db", "leads-20261124T030000Z-2.db", "leads-20261123T030000Z.db", "notes.txt"] {
+        for n in [
+            "leads-20261124T030000Z.db",
+            "leads-20261124T030000Z-2.db",
+            "leads-20261123T030000Z.db",
+            "notes.txt",
+        ] {
             fs::write(dir.path().join(n), b"x").unwrap();
         }
-        let names: Vec<String> =
-            files(dir.path()).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["leads-20261124T030000Z-2.db", "leads-20261124T030000Z.db", "leads-20261123T030000Z.db"]);
+        let names: Vec<String> = files(dir.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "leads-20261124T030000Z-2.db",
+                "leads-20261124T030000Z.db",
+                "leads-20261123T030000Z.db"
+            ]
+        );
         let deleted = prune(dir.path(), 1);
         assert_eq!(deleted.len(), 2);
         assert!(dir.path().join("leads-20261124T030000Z-2.db").exists());
-        assert!(dir.path().join("notes.txt").exists(), "other files are never pruned");
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "other files are never pruned"
+        );
     }
 
     #[test]

@@ -44,14 +44,20 @@ pub struct Restored {
 /// Checks that `file` is a sound leadcache database this binary can serve. Returns its lead count.
 pub fn verify(file: &Path) -> Result<i64, BackupError> {
     if !file.is_file() {
-        return Err(BackupError::Refused(format!("{} is not a file", file.display())));
+        return Err(BackupError::Refused(format!(
+            "{} is not a file",
+            file.display()
+        )));
     }
-    let conn = rusqlite::Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(file))?;
+    let conn = rusqlite::Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sqlite(file))?;
     integrity(&conn, file, "integrity_check")?;
     let has = |table: &str| -> Result<bool, BackupError> {
-        conn.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [table], |r| {
-            r.get::<_, i64>(0)
-        })
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
         .map(|n| n > 0)
         .map_err(sqlite(file))
     };
@@ -66,7 +72,9 @@ pub fn verify(file: &Path) -> Result<i64, BackupError> {
         .iter()
         .map(|m| m.name().version().to_string())
         .collect();
-    let mut stmt = conn.prepare("SELECT version FROM __diesel_schema_migrations").map_err(sqlite(file))?;
+    let mut stmt = conn
+        .prepare("SELECT version FROM __diesel_schema_migrations")
+        .map_err(sqlite(file))?;
     let applied: Vec<String> = stmt
         .query_map([], |r| r.get(0))
         .map_err(sqlite(file))?
@@ -78,7 +86,8 @@ pub fn verify(file: &Path) -> Result<i64, BackupError> {
             file.display()
         )));
     }
-    conn.query_row("SELECT COUNT(*) FROM leads", [], |r| r.get(0)).map_err(sqlite(file))
+    conn.query_row("SELECT COUNT(*) FROM leads", [], |r| r.get(0))
+        .map_err(sqlite(file))
 }
 
 /// Restores `file` over the configured database. `force` skips the live-server check.
@@ -102,16 +111,26 @@ pub fn restore(config: &Config, file: &Path, force: bool) -> Result<Restored, Ba
             None
         }
     };
-    let (previous, pre_restore) = if target.is_file() && fs::metadata(target).map(|m| m.len() > 0).unwrap_or(false) {
-        let (path, taken) = keep_previous(config)?;
-        (Some(path), taken)
-    } else {
-        (None, None)
-    };
+    let (previous, pre_restore) =
+        if target.is_file() && fs::metadata(target).map(|m| m.len() > 0).unwrap_or(false) {
+            let (path, taken) = keep_previous(config)?;
+            (Some(path), taken)
+        } else {
+            (None, None)
+        };
 
-    let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(folder).map_err(io("cannot create the database folder", folder))?;
-    let temp = folder.join(format!(".{}.restoring", target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let temp = folder.join(format!(
+        ".{}.restoring",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let _ = fs::remove_file(&temp);
     copy_flushed(file, &temp)?;
     for suffix in ["-wal", "-shm"] {
@@ -123,30 +142,50 @@ pub fn restore(config: &Config, file: &Path, force: bool) -> Result<Restored, Ba
     let db = Db::open(target).map_err(|e| BackupError::Refused(e.to_string()))?;
     let mut conn = db.conn()?;
     meta::set_time(&mut conn, RESTORED_AT, crate::time::now())?;
-    meta::set(&mut conn, RESTORED_FROM, &file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())?;
+    meta::set(
+        &mut conn,
+        RESTORED_FROM,
+        &file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )?;
     if let Some(taken) = pre_restore {
         // The old database's own record of this backup went away with it.
         super::record(&mut conn, Reason::PreRestore, &Ok(taken))?;
     }
-    Ok(Restored { lead_count, previous })
+    Ok(Restored {
+        lead_count,
+        previous,
+    })
 }
 
 /// Backs up the current database before it is replaced; keeps a raw copy if it cannot.
 fn keep_previous(config: &Config) -> Result<(PathBuf, Option<super::Taken>), BackupError> {
     let target = &config.database_path;
-    let checked = Db::open(target).map_err(|e| BackupError::Refused(e.to_string())).and_then(|db| {
-        let taken = super::take(&db, &config.backup_dir, Reason::PreRestore, config.backup_keep.max(2));
-        // Close every connection: the last one checkpoints the WAL into the file.
-        drop(db);
-        taken
-    });
+    let checked = Db::open(target)
+        .map_err(|e| BackupError::Refused(e.to_string()))
+        .and_then(|db| {
+            let taken = super::take(
+                &db,
+                &config.backup_dir,
+                Reason::PreRestore,
+                config.backup_keep.max(2),
+            );
+            // Close every connection: the last one checkpoints the WAL into the file.
+            drop(db);
+            taken
+        });
     match checked {
         Ok((taken, _)) => Ok((taken.path.clone(), Some(taken))),
         Err(e) => {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
             let aside = target.with_file_name(format!(
                 "{}.before-restore-{stamp}",
-                target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
             ));
             tracing::warn!(error = %e, aside = %aside.display(), "cannot back up the current database; keeping its raw bytes");
             copy_flushed(target, &aside)?;
@@ -160,7 +199,10 @@ fn keep_previous(config: &Config) -> Result<(PathBuf, Option<super::Taken>), Bac
 }
 
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
 }

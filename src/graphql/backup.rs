@@ -18,7 +18,13 @@ impl BackupMutation {
         caller(ctx)?.require(Role::Admin).gql()?;
         let state = state(ctx);
         let c = &state.config;
-        let result = backup::take_async(state.db.clone(), c.backup_dir.clone(), Reason::Manual, c.backup_keep).await;
+        let result = backup::take_async(
+            state.db.clone(),
+            c.backup_dir.clone(),
+            Reason::Manual,
+            c.backup_keep,
+        )
+        .await;
         match result {
             Ok((_, row)) => Ok(Backup::from(row)),
             Err(backup::BackupError::App(e)) => Err(e).gql(),

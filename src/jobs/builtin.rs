@@ -13,7 +13,13 @@ pub const SYNC_RUNS_KEPT_DAYS: i64 = 90;
 /// `BACKUP_SCHEDULE`: a checked backup, pruned to `BACKUP_KEEP`.
 pub async fn backup(state: AppState) -> anyhow::Result<()> {
     let c = &state.config;
-    backup::take_async(state.db.clone(), c.backup_dir.clone(), Reason::Scheduled, c.backup_keep).await?;
+    backup::take_async(
+        state.db.clone(),
+        c.backup_dir.clone(),
+        Reason::Scheduled,
+        c.backup_keep,
+    )
+    .await?;
     Ok(())
 }
 
@@ -29,12 +35,21 @@ pub async fn cleanup(state: AppState) -> anyhow::Result<()> {
     let deleted = state
         .db
         .write(move |c| {
-            Ok(diesel::delete(sync_runs::table.filter(sync_runs::started_at.lt(cutoff)))
-                .filter(sync_runs::outcome.ne("running"))
-                .execute(c)?)
+            Ok(
+                diesel::delete(sync_runs::table.filter(sync_runs::started_at.lt(cutoff)))
+                    .filter(sync_runs::outcome.ne("running"))
+                    .execute(c)?,
+            )
         })
         .await?;
-    state.db.run(|c| Ok(c.batch_execute("PRAGMA optimize; PRAGMA incremental_vacuum;")?)).await?;
-    tracing::info!(pruned_backups = pruned.len(), deleted_sync_runs = deleted, "cleanup done");
+    state
+        .db
+        .run(|c| Ok(c.batch_execute("PRAGMA optimize; PRAGMA incremental_vacuum;")?))
+        .await?;
+    tracing::info!(
+        pruned_backups = pruned.len(),
+        deleted_sync_runs = deleted,
+        "cleanup done"
+    );
     Ok(())
 }

@@ -49,7 +49,10 @@ pub enum Schedule {
 impl Schedule {
     /// A cron schedule from a setting; `None` (disabled) when it is empty.
     pub fn cron(setting: Option<&str>) -> Option<Schedule> {
-        setting.map(str::trim).filter(|s| !s.is_empty()).map(|s| Schedule::Cron(s.to_string()))
+        setting
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Schedule::Cron(s.to_string()))
     }
 
     /// An interval schedule; `None` for a zero interval.
@@ -70,7 +73,8 @@ pub struct JobStats {
     pub last_failure: Option<String>,
 }
 
-type BoxedJob = Arc<dyn Fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+type BoxedJob =
+    Arc<dyn Fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 struct Entry {
     name: String,
@@ -91,13 +95,24 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub async fn new(state: AppState) -> anyhow::Result<Scheduler> {
-        let inner = JobScheduler::new().await.context("cannot create the job scheduler")?;
-        Ok(Scheduler { inner, state, entries: HashMap::new() })
+        let inner = JobScheduler::new()
+            .await
+            .context("cannot create the job scheduler")?;
+        Ok(Scheduler {
+            inner,
+            state,
+            entries: HashMap::new(),
+        })
     }
 
     /// Registers `job` under `name` (unique). A `None` schedule registers nothing (the setting
     /// was empty) and logs that the job is off.
-    pub async fn add<F, Fut>(&mut self, name: &str, schedule: Option<Schedule>, job: F) -> anyhow::Result<()>
+    pub async fn add<F, Fut>(
+        &mut self,
+        name: &str,
+        schedule: Option<Schedule>,
+        job: F,
+    ) -> anyhow::Result<()>
     where
         F: Fn(AppState) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -106,7 +121,10 @@ impl Scheduler {
             tracing::info!(job = name, "job {name} is disabled (empty schedule)");
             return Ok(());
         };
-        anyhow::ensure!(!self.entries.contains_key(name), "job {name} is registered twice");
+        anyhow::ensure!(
+            !self.entries.contains_key(name),
+            "job {name} is registered twice"
+        );
         let entry = Arc::new(Entry {
             name: name.to_string(),
             running: AtomicBool::new(false),
@@ -122,24 +140,34 @@ impl Scheduler {
             async move { run_once(&e, state, &job).await }.boxed()
         };
         let scheduled = match &schedule {
-            Schedule::Cron(expr) => Job::new_async(expr.as_str(), tick)
-                .with_context(|| format!("invalid schedule {expr:?} for job {name} (6 fields, seconds first)"))?,
+            Schedule::Cron(expr) => Job::new_async(expr.as_str(), tick).with_context(|| {
+                format!("invalid schedule {expr:?} for job {name} (6 fields, seconds first)")
+            })?,
             Schedule::Every(every) => Job::new_repeated_async(*every, tick)
                 .with_context(|| format!("invalid interval {every:?} for job {name}"))?,
         };
-        self.inner.add(scheduled).await.with_context(|| format!("cannot schedule job {name}"))?;
+        self.inner
+            .add(scheduled)
+            .await
+            .with_context(|| format!("cannot schedule job {name}"))?;
         tracing::info!(job = name, schedule = ?schedule, "job {name} scheduled");
         self.entries.insert(name.to_string(), entry);
         Ok(())
     }
 
     pub async fn start(&self) -> anyhow::Result<()> {
-        self.inner.start().await.context("cannot start the job scheduler")
+        self.inner
+            .start()
+            .await
+            .context("cannot start the job scheduler")
     }
 
     /// Stops scheduling; a run in progress finishes on its own.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.inner.shutdown().await.context("cannot stop the job scheduler")
+        self.inner
+            .shutdown()
+            .await
+            .context("cannot stop the job scheduler")
     }
 
     /// The names of the registered (enabled) jobs.
@@ -151,7 +179,9 @@ impl Scheduler {
 
     /// Whether a run of `name` is going on now.
     pub fn running(&self, name: &str) -> bool {
-        self.entries.get(name).is_some_and(|e| e.running.load(Ordering::Acquire))
+        self.entries
+            .get(name)
+            .is_some_and(|e| e.running.load(Ordering::Acquire))
     }
 
     pub fn stats(&self, name: &str) -> Option<JobStats> {
@@ -186,7 +216,9 @@ async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
     }
     let _running = Running(&e.running);
     let started = crate::time::now();
-    let outcome = std::panic::AssertUnwindSafe(job(state.clone())).catch_unwind().await;
+    let outcome = std::panic::AssertUnwindSafe(job(state.clone()))
+        .catch_unwind()
+        .await;
     let error = match outcome {
         Ok(Ok(())) => None,
         Ok(Err(err)) => Some(format!("{err:#}")),
@@ -209,8 +241,16 @@ async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
         .run(move |c| {
             use crate::db::meta;
             meta::set_time(c, &format!("job.{name}.last_run"), started)?;
-            meta::set(c, &format!("job.{name}.last_outcome"), if error.is_some() { "failed" } else { "ok" })?;
-            meta::set(c, &format!("job.{name}.last_error"), error.as_deref().unwrap_or(""))
+            meta::set(
+                c,
+                &format!("job.{name}.last_outcome"),
+                if error.is_some() { "failed" } else { "ok" },
+            )?;
+            meta::set(
+                c,
+                &format!("job.{name}.last_error"),
+                error.as_deref().unwrap_or(""),
+            )
         })
         .await;
     if let Err(err) = recorded {
@@ -221,8 +261,18 @@ async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
 /// Registers the jobs every server runs, from the configuration.
 pub async fn register_defaults(jobs: &mut Scheduler) -> anyhow::Result<()> {
     let config = jobs.state.config.clone();
-    jobs.add("backup", Schedule::cron(config.backup_schedule.as_deref()), backup).await?;
-    jobs.add("cleanup", Schedule::cron(config.cleanup_schedule.as_deref()), cleanup).await?;
+    jobs.add(
+        "backup",
+        Schedule::cron(config.backup_schedule.as_deref()),
+        backup,
+    )
+    .await?;
+    jobs.add(
+        "cleanup",
+        Schedule::cron(config.cleanup_schedule.as_deref()),
+        cleanup,
+    )
+    .await?;
     // Sync jobs (SPEC §5.6), registered by the sync engine when Airtable is configured:
     //   incremental pull every CACHE_REFRESH_INTERVAL: Schedule::every(config.cache_refresh_interval)
     //   id sweep daily:                                Schedule::cron(Some("0 15 2 * * *"))

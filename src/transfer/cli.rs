@@ -10,7 +10,12 @@ use super::export::{Csv, Exporter};
 use crate::config::Config;
 
 /// `leadcache export --format csv|json [filters] [-o FILE]`.
-pub fn export(config: &Config, format: &str, output: Option<&Path>, pairs: &[(&'static str, String)]) -> anyhow::Result<()> {
+pub fn export(
+    config: &Config,
+    format: &str,
+    output: Option<&Path>,
+    pairs: &[(&'static str, String)],
+) -> anyhow::Result<()> {
     let filter = super::filter::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
     let db = crate::app::open_database(config)?;
@@ -18,7 +23,8 @@ pub fn export(config: &Config, format: &str, output: Option<&Path>, pairs: &[(&'
     let mut out: Box<dyn std::io::Write> = match output {
         Some(path) => Box::new(std::io::BufWriter::with_capacity(
             256 * 1024,
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
@@ -49,7 +55,8 @@ pub fn import(config: &Config, file: &Path) -> anyhow::Result<()> {
     }
     let db = crate::app::open_database(config)?;
     let mut conn = db.conn()?;
-    let stats = dump::import(&mut conn, file).map_err(|e| anyhow::anyhow!("import failed, nothing was stored: {e}"))?;
+    let stats = dump::import(&mut conn, file)
+        .map_err(|e| anyhow::anyhow!("import failed, nothing was stored: {e}"))?;
     println!(
         "imported {} leads, {} campaigns; skipped {} already present; {} failed",
         stats.imported, stats.campaigns, stats.skipped, stats.failed

@@ -36,7 +36,9 @@ use serde_json::Value;
 
 use super::export::Format;
 use crate::db::models::{Campaign, CampaignLead, Lead, LeadEvent, OutboxRow};
-use crate::db::schema::{campaign_leads, campaigns, enrichments, import_log, lead_events, leads, outbox};
+use crate::db::schema::{
+    campaign_leads, campaigns, enrichments, import_log, lead_events, leads, outbox,
+};
 use crate::error::AppError;
 
 pub const FORMAT: &str = "leadcache-dump";
@@ -241,7 +243,10 @@ pub struct Dump {
 impl Format for Dump {
     fn header(&mut self, _: &mut SqliteConnection) -> Result<Vec<u8>, AppError> {
         let now = serde_json::to_string(&crate::time::format(crate::time::now()))?;
-        Ok(format!("{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"exported_at\":{now},\"leads\":[").into_bytes())
+        Ok(format!(
+            "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"exported_at\":{now},\"leads\":["
+        )
+        .into_bytes())
     }
 
     fn page(&mut self, conn: &mut SqliteConnection, page: &[Lead]) -> Result<Vec<u8>, AppError> {
@@ -261,10 +266,14 @@ impl Format for Dump {
             .order((campaign_leads::lead_id, campaign_leads::campaign_id))
             .select(CampaignLead::as_select())
             .load(conn)?;
-        let queued: Vec<OutboxRow> =
-            outbox::table.filter(outbox::lead_id.eq_any(&ids)).select(OutboxRow::as_select()).load(conn)?;
-        let mut by_id: std::collections::HashMap<String, DumpLead> =
-            page.iter().map(|l| (l.id.clone(), DumpLead::from_lead(l.clone()))).collect();
+        let queued: Vec<OutboxRow> = outbox::table
+            .filter(outbox::lead_id.eq_any(&ids))
+            .select(OutboxRow::as_select())
+            .load(conn)?;
+        let mut by_id: std::collections::HashMap<String, DumpLead> = page
+            .iter()
+            .map(|l| (l.id.clone(), DumpLead::from_lead(l.clone())))
+            .collect();
         for e in events {
             if let Some(d) = by_id.get_mut(&e.lead_id) {
                 d.events.push(DumpEvent {
@@ -330,7 +339,10 @@ impl Format for Dump {
     }
 
     fn footer(&mut self, conn: &mut SqliteConnection) -> Result<Vec<u8>, AppError> {
-        let rows: Vec<Campaign> = campaigns::table.order(campaigns::id).select(Campaign::as_select()).load(conn)?;
+        let rows: Vec<Campaign> = campaigns::table
+            .order(campaigns::id)
+            .select(Campaign::as_select())
+            .load(conn)?;
         let list: Vec<DumpCampaign> = rows
             .into_iter()
             .map(|c| DumpCampaign {
@@ -352,12 +364,20 @@ impl Format for Dump {
 /// `"leadcache-dump"` (as leadcache writes it). Anything else is for the legacy importer.
 pub fn is_dump(file: &Path) -> std::io::Result<bool> {
     let mut head = Vec::with_capacity(256);
-    std::fs::File::open(file)?.take(256).read_to_end(&mut head)?;
+    std::fs::File::open(file)?
+        .take(256)
+        .read_to_end(&mut head)?;
     let text = String::from_utf8_lossy(&head);
     let rest = text.trim_start_matches('\u{feff}').trim_start();
-    let Some(rest) = rest.strip_prefix('{') else { return Ok(false) };
-    let Some(rest) = rest.trim_start().strip_prefix("\"format\"") else { return Ok(false) };
-    let Some(rest) = rest.trim_start().strip_prefix(':') else { return Ok(false) };
+    let Some(rest) = rest.strip_prefix('{') else {
+        return Ok(false);
+    };
+    let Some(rest) = rest.trim_start().strip_prefix("\"format\"") else {
+        return Ok(false);
+    };
+    let Some(rest) = rest.trim_start().strip_prefix(':') else {
+        return Ok(false);
+    };
     Ok(rest.trim_start().starts_with(&format!("\"{FORMAT}\"")))
 }
 
@@ -381,8 +401,15 @@ impl ImportStats {
 }
 
 /// Inserts one lead and what hangs off it, inside a savepoint.
-fn insert_lead(conn: &mut SqliteConnection, d: &DumpLead, stats: &mut ImportStats) -> Result<(), AppError> {
-    let exists: i64 = leads::table.filter(leads::id.eq(&d.id)).count().get_result(conn)?;
+fn insert_lead(
+    conn: &mut SqliteConnection,
+    d: &DumpLead,
+    stats: &mut ImportStats,
+) -> Result<(), AppError> {
+    let exists: i64 = leads::table
+        .filter(leads::id.eq(&d.id))
+        .count()
+        .get_result(conn)?;
     if exists > 0 {
         stats.skipped += 1;
         return Ok(());
@@ -425,7 +452,9 @@ fn insert_lead(conn: &mut SqliteConnection, d: &DumpLead, stats: &mut ImportStat
                 created_at: m.created_at.naive_utc(),
                 updated_at: m.updated_at.naive_utc(),
             };
-            diesel::insert_into(campaign_leads::table).values(&row).execute(c)?;
+            diesel::insert_into(campaign_leads::table)
+                .values(&row)
+                .execute(c)?;
         }
         if let Some(o) = &d.outbox {
             let row = OutboxRow {
@@ -458,7 +487,11 @@ fn insert_lead(conn: &mut SqliteConnection, d: &DumpLead, stats: &mut ImportStat
     Ok(())
 }
 
-fn insert_campaigns(conn: &mut SqliteConnection, list: &[DumpCampaign], stats: &mut ImportStats) -> Result<(), AppError> {
+fn insert_campaigns(
+    conn: &mut SqliteConnection,
+    list: &[DumpCampaign],
+    stats: &mut ImportStats,
+) -> Result<(), AppError> {
     for c in list {
         let n = diesel::insert_or_ignore_into(campaigns::table)
             .values(&Campaign {
@@ -513,7 +546,9 @@ mod reader {
                     "format" => {
                         let f: String = map.next_value()?;
                         if f != FORMAT {
-                            return Err(de::Error::custom(format!("not a leadcache dump (format {f:?})")));
+                            return Err(de::Error::custom(format!(
+                                "not a leadcache dump (format {f:?})"
+                            )));
                         }
                         format_ok = true;
                     }
@@ -526,9 +561,14 @@ mod reader {
                         }
                     }
                     "leads" | "campaigns" if !format_ok => {
-                        return Err(de::Error::custom("not a leadcache dump (no format key before the data)"));
+                        return Err(de::Error::custom(
+                            "not a leadcache dump (no format key before the data)",
+                        ));
                     }
-                    "leads" => map.next_value_seed(Leads { conn: &mut *self.conn, stats: &mut *self.stats })?,
+                    "leads" => map.next_value_seed(Leads {
+                        conn: &mut *self.conn,
+                        stats: &mut *self.stats,
+                    })?,
                     "campaigns" => {
                         let list: Vec<DumpCampaign> = map.next_value()?;
                         insert_campaigns(self.conn, &list, self.stats).map_err(db)?;
@@ -576,23 +616,33 @@ mod reader {
 /// Imports the dump `file` in one transaction and records it in `import_log`.
 pub fn import(conn: &mut SqliteConnection, file: &Path) -> Result<ImportStats, AppError> {
     let started = crate::time::now();
-    let reader = std::fs::File::open(file)
-        .map_err(|e| AppError::validation("file", format!("cannot open {}: {e}", file.display())))?;
+    let reader = std::fs::File::open(file).map_err(|e| {
+        AppError::validation("file", format!("cannot open {}: {e}", file.display()))
+    })?;
     let reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let mut stats = ImportStats::default();
     let outcome = conn.immediate_transaction(|c| -> Result<(), AppError> {
         // Memberships may come before their campaigns in the file: check references at commit.
         c.batch_execute("PRAGMA defer_foreign_keys = ON")?;
         let mut de = serde_json::Deserializer::from_reader(reader);
-        serde::de::DeserializeSeed::deserialize(reader::DumpSeed { conn: c, stats: &mut stats }, &mut de)
-            .and_then(|()| de.end())
-            .map_err(|e| AppError::validation("file", format!("{}: {e}", file.display())))?;
+        serde::de::DeserializeSeed::deserialize(
+            reader::DumpSeed {
+                conn: c,
+                stats: &mut stats,
+            },
+            &mut de,
+        )
+        .and_then(|()| de.end())
+        .map_err(|e| AppError::validation("file", format!("{}: {e}", file.display())))?;
         let dangling = diesel::delete(
-            campaign_leads::table.filter(campaign_leads::campaign_id.ne_all(campaigns::table.select(campaigns::id))),
+            campaign_leads::table
+                .filter(campaign_leads::campaign_id.ne_all(campaigns::table.select(campaigns::id))),
         )
         .execute(c)?;
         if dangling > 0 {
-            stats.problem(format!("{dangling} campaign membership(s) named a campaign missing from the dump; dropped"));
+            stats.problem(format!(
+                "{dangling} campaign membership(s) named a campaign missing from the dump; dropped"
+            ));
         }
         Ok(())
     });
@@ -605,7 +655,11 @@ pub fn import(conn: &mut SqliteConnection, file: &Path) -> Result<ImportStats, A
             import_log::file.eq(file.to_string_lossy().into_owned()),
             import_log::started_at.eq(started),
             import_log::finished_at.eq(crate::time::now()),
-            import_log::imported.eq(if outcome.is_ok() { stats.imported as i32 } else { 0 }),
+            import_log::imported.eq(if outcome.is_ok() {
+                stats.imported as i32
+            } else {
+                0
+            }),
             import_log::merged.eq(0),
             import_log::failed.eq(stats.failed as i32),
             import_log::status.eq(status),

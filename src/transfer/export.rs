@@ -16,7 +16,10 @@ use crate::leads::query::{self, Direction, LeadFilter, Order, OrderKey};
 /// Leads per page.
 pub const PAGE: i64 = 1000;
 
-const ORDER: &[Order] = &[Order { key: OrderKey::CreatedAt, dir: Direction::Asc }];
+const ORDER: &[Order] = &[Order {
+    key: OrderKey::CreatedAt,
+    dir: Direction::Asc,
+}];
 
 /// A file format: a header, the rendering of a page, a footer.
 pub trait Format: Send + 'static {
@@ -44,7 +47,13 @@ pub struct Exporter<F: Format> {
 
 impl<F: Format> Exporter<F> {
     pub fn new(filter: LeadFilter, format: F) -> Self {
-        Exporter { filter, format, after: None, stage: Stage::Header, rows: 0 }
+        Exporter {
+            filter,
+            format,
+            after: None,
+            stage: Stage::Header,
+            rows: 0,
+        }
     }
 
     /// The next chunk, or `None` when the export is complete.
@@ -73,11 +82,17 @@ impl<F: Format> Exporter<F> {
     }
 
     /// Writes the whole export to `out` (command line). Returns the number of leads.
-    pub fn write_all(mut self, conn: &mut SqliteConnection, out: &mut dyn std::io::Write) -> Result<u64, AppError> {
+    pub fn write_all(
+        mut self,
+        conn: &mut SqliteConnection,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, AppError> {
         while let Some(chunk) = self.next_chunk(conn)? {
-            out.write_all(&chunk).map_err(|e| AppError::internal(format!("cannot write the export: {e}")))?;
+            out.write_all(&chunk)
+                .map_err(|e| AppError::internal(format!("cannot write the export: {e}")))?;
         }
-        out.flush().map_err(|e| AppError::internal(format!("cannot write the export: {e}")))?;
+        out.flush()
+            .map_err(|e| AppError::internal(format!("cannot write the export: {e}")))?;
         Ok(self.rows)
     }
 }
@@ -118,10 +133,13 @@ pub const CSV_COLUMNS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Csv;
 
-fn csv_bytes(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Result<Vec<u8>, AppError> {
+fn csv_bytes(
+    rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>,
+) -> Result<Vec<u8>, AppError> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(256 * 1024));
     rows(&mut w).map_err(AppError::internal)?;
-    w.into_inner().map_err(|e| AppError::internal(e.to_string()))
+    w.into_inner()
+        .map_err(|e| AppError::internal(e.to_string()))
 }
 
 fn t(v: Option<chrono::NaiveDateTime>) -> String {

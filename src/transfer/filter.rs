@@ -17,19 +17,30 @@ fn flag(name: &str, v: &str) -> Result<bool, AppError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(AppError::validation(name, format!("expected true or false, got {v:?}"))),
+        _ => Err(AppError::validation(
+            name,
+            format!("expected true or false, got {v:?}"),
+        )),
     }
 }
 
 fn number(name: &str, v: &str) -> Result<f64, AppError> {
     match v.trim().parse::<f64>() {
         Ok(n) if n.is_finite() => Ok(n),
-        _ => Err(AppError::validation(name, format!("expected a number, got {v:?}"))),
+        _ => Err(AppError::validation(
+            name,
+            format!("expected a number, got {v:?}"),
+        )),
     }
 }
 
 fn time(name: &str, v: &str) -> Result<chrono::NaiveDateTime, AppError> {
-    crate::time::parse(v).ok_or_else(|| AppError::validation(name, format!("expected an RFC 3339 time or a date, got {v:?}")))
+    crate::time::parse(v).ok_or_else(|| {
+        AppError::validation(
+            name,
+            format!("expected an RFC 3339 time or a date, got {v:?}"),
+        )
+    })
 }
 
 fn text(name: &str, v: &str) -> Result<String, AppError> {
@@ -41,7 +52,9 @@ fn text(name: &str, v: &str) -> Result<String, AppError> {
 }
 
 /// Builds a filter from pairs; unknown names and bad values are refused.
-pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<LeadFilter, AppError> {
+pub fn from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<LeadFilter, AppError> {
     let mut f = LeadFilter::default();
     for (name, value) in pairs {
         match name {
@@ -61,7 +74,9 @@ pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
                     if !SYNC_STATES.contains(&lower.as_str()) {
                         return Err(AppError::validation(
                             name,
-                            format!("unknown sync state {s:?}: expected SYNCED, PENDING, CONFLICT, ERROR or LOCAL"),
+                            format!(
+                                "unknown sync state {s:?}: expected SYNCED, PENDING, CONFLICT, ERROR or LOCAL"
+                            ),
                         ));
                     }
                     list.push(lower);
@@ -102,13 +117,19 @@ pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn repeated_and_listed_values_add_up() {
-        let f = from_pairs([("status", "new"), ("status", "won,lost"), ("syncState", "PENDING"), ("scoreMin", "10")])
-            .unwrap();
+        let f = from_pairs([
+            ("status", "new"),
+            ("status", "won,lost"),
+            ("syncState", "PENDING"),
+            ("scoreMin", "10"),
+        ])
+        .unwrap();
         assert_eq!(f.status.unwrap(), ["new", "won", "lost"]);
         assert_eq!(f.sync_state.unwrap(), ["pending"]);
         assert_eq!(f.score_min, Some(10.0));

@@ -23,7 +23,9 @@ pub const CHANNEL_CHUNKS: usize = 4;
 
 fn filter(query: Option<&str>) -> Result<crate::leads::query::LeadFilter, AppError> {
     let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     super::filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
@@ -34,7 +36,9 @@ fn stream<F: Format>(app: &App, exporter: Exporter<F>) -> Body {
     tokio::spawn(async move {
         let mut exporter = Some(exporter);
         while let Some(mut ex) = exporter.take() {
-            let step = db.run(move |c| ex.next_chunk(c).map(|chunk| (ex, chunk))).await;
+            let step = db
+                .run(move |c| ex.next_chunk(c).map(|chunk| (ex, chunk)))
+                .await;
             match step {
                 Ok((ex, Some(chunk))) => {
                     if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
@@ -71,7 +75,11 @@ fn attachment(body: Body, content_type: &'static str, ext: &str) -> Response {
 }
 
 /// `GET /export/leads.csv`.
-pub async fn csv(State(app): State<App>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, AppError> {
+pub async fn csv(
+    State(app): State<App>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
     caller.require(Role::Read)?;
     let f = filter(query.as_deref())?;
     let body = stream(&app, Exporter::new(f, Csv));
@@ -79,7 +87,11 @@ pub async fn csv(State(app): State<App>, caller: Caller, RawQuery(query): RawQue
 }
 
 /// `GET /export/leads.json`: the versioned dump (`leadcache import` reads it back).
-pub async fn json(State(app): State<App>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, AppError> {
+pub async fn json(
+    State(app): State<App>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
     caller.require(Role::Read)?;
     let f = filter(query.as_deref())?;
     let body = stream(&app, Exporter::new(f, Dump::default()));

@@ -26,19 +26,34 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_job_every_second_backs_up_records_and_prunes_to_backup_keep() {
     let app = TestApp::start_with(|c| c.backup_keep = 2).await;
-    app.create_lead(serde_json::json!({"fullName": "Kept"})).await;
+    app.create_lead(serde_json::json!({"fullName": "Kept"}))
+        .await;
     let mut jobs = Scheduler::new(app.state().clone()).await.unwrap();
-    jobs.add("backup", Schedule::cron(Some(EVERY_SECOND)), leadcache::jobs::backup).await.unwrap();
+    jobs.add(
+        "backup",
+        Schedule::cron(Some(EVERY_SECOND)),
+        leadcache::jobs::backup,
+    )
+    .await
+    .unwrap();
     jobs.start().await.unwrap();
-    until("three backup runs", || jobs.stats("backup").unwrap().runs >= 3).await;
+    until("three backup runs", || {
+        jobs.stats("backup").unwrap().runs >= 3
+    })
+    .await;
     until("the last run to finish", || !jobs.running("backup")).await;
     let stats = jobs.stats("backup").unwrap();
     jobs.stop().await.unwrap();
     assert_eq!(stats.failures, 0, "{stats:?}");
-    let ok = app.count("SELECT COUNT(*) AS n FROM backups WHERE outcome = 'ok' AND reason = 'scheduled'").await;
+    let ok = app
+        .count("SELECT COUNT(*) AS n FROM backups WHERE outcome = 'ok' AND reason = 'scheduled'")
+        .await;
     assert!(ok >= 3, "every run is recorded: {ok}");
     let files = leadcache::backup::files(&app.dir.path().join("backups"));
-    assert!(!files.is_empty() && files.len() <= 2, "pruned to BACKUP_KEEP=2: {files:?}");
+    assert!(
+        !files.is_empty() && files.len() <= 2,
+        "pruned to BACKUP_KEEP=2: {files:?}"
+    );
     let outcome = app.count("SELECT COUNT(*) AS n FROM cache_meta WHERE key = 'job.backup.last_outcome' AND value = 'ok'").await;
     assert_eq!(outcome, 1);
 }
@@ -62,10 +77,17 @@ async fn a_failing_run_is_recorded_and_the_next_run_happens_as_planned() {
     .await
     .unwrap();
     jobs.start().await.unwrap();
-    until("the failing first run", || jobs.stats("flaky").unwrap().runs >= 1).await;
+    until("the failing first run", || {
+        jobs.stats("flaky").unwrap().runs >= 1
+    })
+    .await;
     let first = jobs.stats("flaky").unwrap();
     assert_eq!(first.failures, 1);
-    assert_eq!(first.last_failure.as_deref(), Some("first run: disk on fire"), "the cause chain is kept");
+    assert_eq!(
+        first.last_failure.as_deref(),
+        Some("first run: disk on fire"),
+        "the cause chain is kept"
+    );
     until("a second run", || jobs.stats("flaky").unwrap().runs >= 2).await;
     until("its record", || !jobs.running("flaky")).await;
     let later = jobs.stats("flaky").unwrap();
@@ -82,16 +104,20 @@ async fn a_run_still_going_at_the_next_tick_is_skipped_not_doubled() {
     let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut jobs = Scheduler::new(app.state().clone()).await.unwrap();
     let (n, m) = (now.clone(), max.clone());
-    jobs.add("slow", Schedule::every(Duration::from_secs(1)), move |_state| {
-        let (n, m) = (n.clone(), m.clone());
-        async move {
-            let inside = n.fetch_add(1, Ordering::SeqCst) + 1;
-            m.fetch_max(inside, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(2500)).await;
-            n.fetch_sub(1, Ordering::SeqCst);
-            Ok(())
-        }
-    })
+    jobs.add(
+        "slow",
+        Schedule::every(Duration::from_secs(1)),
+        move |_state| {
+            let (n, m) = (n.clone(), m.clone());
+            async move {
+                let inside = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(inside, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    )
     .await
     .unwrap();
     jobs.start().await.unwrap();
@@ -114,7 +140,14 @@ async fn an_empty_schedule_disables_the_job_and_a_bad_one_is_refused() {
     let mut jobs = Scheduler::new(app.state().clone()).await.unwrap();
     leadcache::jobs::register_defaults(&mut jobs).await.unwrap();
     assert_eq!(jobs.names(), ["cleanup"]);
-    let err = jobs.add("bad", Schedule::cron(Some("every day")), leadcache::jobs::backup).await.unwrap_err();
+    let err = jobs
+        .add(
+            "bad",
+            Schedule::cron(Some("every day")),
+            leadcache::jobs::backup,
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("bad"), "{err}");
     jobs.stop().await.unwrap();
 }
