@@ -16,7 +16,9 @@ use crate::state::{AppState, Mode};
 pub fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -27,12 +29,18 @@ pub fn init_logging(config: &Config) {
 /// that restores the newest good backup), backs up (reason `pre-migration`) when migrations are
 /// pending on a database that has data, then runs them.
 pub fn open_database(config: &Config) -> anyhow::Result<Db> {
-    crate::backup::check::startup_check(&config.database_path, &config.backup_dir).map_err(anyhow::Error::msg)?;
+    crate::backup::check::startup_check(&config.database_path, &config.backup_dir)
+        .map_err(anyhow::Error::msg)?;
     let db = Db::open(&config.database_path)?;
     let pending = db.pending_migrations()?;
     if !pending.is_empty() && !db.applied_migrations()?.is_empty() {
-        let (taken, _) = crate::backup::take(&db, &config.backup_dir, Reason::PreMigration, config.backup_keep)
-            .context("cannot back up the database before migrating it; nothing was changed")?;
+        let (taken, _) = crate::backup::take(
+            &db,
+            &config.backup_dir,
+            Reason::PreMigration,
+            config.backup_keep,
+        )
+        .context("cannot back up the database before migrating it; nothing was changed")?;
         tracing::info!(backup = %taken.path.display(), pending = ?pending, "backed up before migrating");
     }
     let applied = db.migrate()?;
@@ -73,7 +81,9 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
              loopback address (LEADCACHE_BIND=127.0.0.1:8080)"
         );
     }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let service = router(app.clone());
@@ -84,7 +94,12 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
             })
             .await
     });
-    Ok(Running { addr, app, shutdown: tx, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        task,
+    })
 }
 
 async fn shutdown_signal() {
@@ -113,7 +128,10 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     }
     let _lock = crate::backup::lock::acquire(&config.database_path).map_err(|e| match e {
         crate::backup::lock::LockError::Held { .. } => {
-            anyhow::anyhow!("{e}: another server already serves {}", config.database_path.display())
+            anyhow::anyhow!(
+                "{e}: another server already serves {}",
+                config.database_path.display()
+            )
         }
         other => anyhow::Error::new(other),
     })?;
@@ -123,11 +141,16 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     } else if config.airtable.is_some() {
         Mode::Airtable
     } else {
-        tracing::info!("no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode");
+        tracing::info!(
+            "no Airtable settings (AIRTABLE_BASE_ID, AIRTABLE_API_KEY): running in local-only mode"
+        );
         Mode::LocalOnly
     };
     if demo {
-        let empty = db.run(|c| crate::db::meta::get(c, "demo_seeded")).await?.is_none();
+        let empty = db
+            .run(|c| crate::db::meta::get(c, "demo_seeded"))
+            .await?
+            .is_none();
         if empty {
             let n = db
                 .run(|c| {

@@ -42,7 +42,10 @@ pub struct Caller {
 impl Caller {
     /// The caller of an open server (loopback only, no tokens configured).
     pub fn open() -> Self {
-        Caller { name: "local".into(), role: Role::Admin }
+        Caller {
+            name: "local".into(),
+            role: Role::Admin,
+        }
     }
 
     pub fn require(&self, role: Role) -> Result<(), AppError> {

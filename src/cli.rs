@@ -60,7 +60,11 @@ setting_flags! {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "leadcache", version, about = "A local, offline-proof GraphQL cache of an Airtable lead table")]
+#[command(
+    name = "leadcache",
+    version,
+    about = "A local, offline-proof GraphQL cache of an Airtable lead table"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -210,7 +214,11 @@ impl ExportFilter {
             ("campaignId", &self.campaign_id),
             ("search", &self.search),
         ];
-        out.extend(single.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+        out.extend(
+            single
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k, v))),
+        );
         if self.include_deleted {
             out.push(("includeDeleted", "true".into()));
         }
@@ -249,7 +257,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { demo } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::app::serve(config, demo))
         }
         Command::Schema => {
@@ -262,25 +272,43 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let sync = config.airtable.is_some();
             let n = crate::seed::seed(&mut conn, count, seed, sync)?;
-            println!("seeded {n} leads in {:.2} s", started.elapsed().as_secs_f64());
+            println!(
+                "seeded {n} leads in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Reset { yes } => {
             if !yes {
-                anyhow::bail!("reset deletes every lead and all history; run `leadcache reset --yes` to confirm");
+                anyhow::bail!(
+                    "reset deletes every lead and all history; run `leadcache reset --yes` to confirm"
+                );
             }
             let db = crate::app::open_database(&config)?;
-            let (taken, _) = crate::backup::take(&db, &config.backup_dir, crate::backup::Reason::PreReset, config.backup_keep)
-                .context("cannot back up before resetting; nothing was deleted")?;
+            let (taken, _) = crate::backup::take(
+                &db,
+                &config.backup_dir,
+                crate::backup::Reason::PreReset,
+                config.backup_keep,
+            )
+            .context("cannot back up before resetting; nothing was deleted")?;
             let mut conn = db.conn()?;
             crate::maintenance::reset(&mut conn)?;
-            println!("all leads and history deleted (backup kept: {})", taken.path.display());
+            println!(
+                "all leads and history deleted (backup kept: {})",
+                taken.path.display()
+            );
             Ok(())
         }
         Command::Sql { query, max_rows } => {
             crate::app::open_database(&config)?;
-            let result = crate::sqlconsole::run(&config.database_path, &query, max_rows, crate::sqlconsole::TIME_LIMIT)
-                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            let result = crate::sqlconsole::run(
+                &config.database_path,
+                &query,
+                max_rows,
+                crate::sqlconsole::TIME_LIMIT,
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", serde_json::to_string(&result.columns)?)?;
             for row in &result.rows {
@@ -297,9 +325,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { file, force } => crate::backup::cli::restore(&config, &file, force),
         Command::Check => crate::backup::cli::check(&config),
         Command::Migrate { status } => crate::backup::cli::migrate(&config, status),
-        Command::Export { format, output, filter } => {
-            crate::transfer::cli::export(&config, &format, output.as_deref(), &filter.pairs())
-        }
+        Command::Export {
+            format,
+            output,
+            filter,
+        } => crate::transfer::cli::export(&config, &format, output.as_deref(), &filter.pairs()),
         Command::Import { file } => crate::transfer::cli::import(&config, &file),
     }
 }
@@ -310,14 +340,29 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be read, write or admin")?;
-            let (secret, row) = crate::tokens::create(&mut conn, &name, role).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (secret, row) = crate::tokens::create(&mut conn, &name, role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{secret}");
-            eprintln!("token {:?} ({}) created; it is shown only this once", row.name, row.role);
+            eprintln!(
+                "token {:?} ({}) created; it is shown only this once",
+                row.name, row.role
+            );
         }
         TokenCommand::List => {
             for t in crate::tokens::list(&mut conn)? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
-                println!("{}\t{}\t{}…\t{}\t{}", t.name, t.role, t.prefix, crate::time::format(t.created_at), state);
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}",
+                    t.name,
+                    t.role,
+                    t.prefix,
+                    crate::time::format(t.created_at),
+                    state
+                );
             }
         }
         TokenCommand::Revoke { name } => {

@@ -125,7 +125,8 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-pub const DEFAULT_STATUSES: &str = "new,scraped,enriched,verified,contacted,replied,qualified,won,lost";
+pub const DEFAULT_STATUSES: &str =
+    "new,scraped,enriched,verified,contacted,replied,qualified,won,lost";
 
 /// Every setting's variable name. `serve` flags are these names in kebab case.
 pub const VARIABLES: &[&str] = &[
@@ -169,20 +170,29 @@ pub struct Source {
 impl Source {
     /// The process environment (after `.env`) with the given flag values on top.
     pub fn from_env(flags: HashMap<String, String>) -> Self {
-        Source { flags, env: std::env::vars().collect() }
+        Source {
+            flags,
+            env: std::env::vars().collect(),
+        }
     }
 
     /// Settings from explicit pairs only (tests).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Source {
             flags: HashMap::new(),
-            env: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     /// The value of `var`: its flag if given, else the variable. `Some("")` means "set, empty".
     fn raw(&self, var: &str) -> Option<&str> {
-        self.flags.get(var).or_else(|| self.env.get(var)).map(String::as_str)
+        self.flags
+            .get(var)
+            .or_else(|| self.env.get(var))
+            .map(String::as_str)
     }
 
     /// Like `raw`, but an empty value counts as unset.
@@ -192,23 +202,38 @@ impl Source {
 }
 
 fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { var, flag: flag_name(var), value: value.to_string(), reason: reason.into() }
+    ConfigError {
+        var,
+        flag: flag_name(var),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
 }
 
-fn parse_or<T: std::str::FromStr>(src: &Source, var: &'static str, default: T) -> Result<T, ConfigError>
+fn parse_or<T: std::str::FromStr>(
+    src: &Source,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {
     match src.get(var) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|e: T::Err| invalid(var, v, e.to_string())),
+        Some(v) => v
+            .parse()
+            .map_err(|e: T::Err| invalid(var, v, e.to_string())),
     }
 }
 
 fn positive_f64(src: &Source, var: &'static str, default: f64) -> Result<f64, ConfigError> {
     let v: f64 = parse_or(src, var, default)?;
     if !(v.is_finite() && v > 0.0) {
-        return Err(invalid(var, src.get(var).unwrap_or_default(), "must be a number above 0"));
+        return Err(invalid(
+            var,
+            src.get(var).unwrap_or_default(),
+            "must be a number above 0",
+        ));
     }
     Ok(v)
 }
@@ -223,7 +248,11 @@ impl Config {
         let bind: SocketAddr = match src.get("LEADCACHE_BIND") {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some(v) => v.parse().map_err(|_| {
-                invalid("LEADCACHE_BIND", v, "expected an address and port such as 127.0.0.1:8080")
+                invalid(
+                    "LEADCACHE_BIND",
+                    v,
+                    "expected an address and port such as 127.0.0.1:8080",
+                )
             })?,
         };
 
@@ -243,10 +272,18 @@ impl Config {
         let mut lead_statuses: Vec<String> = Vec::new();
         for s in statuses_raw.split(',').map(str::trim) {
             if s.is_empty() {
-                return Err(invalid("LEAD_STATUSES", statuses_raw, "contains an empty status"));
+                return Err(invalid(
+                    "LEAD_STATUSES",
+                    statuses_raw,
+                    "contains an empty status",
+                ));
             }
             if lead_statuses.iter().any(|x| x == s) {
-                return Err(invalid("LEAD_STATUSES", statuses_raw, format!("{s} is listed twice")));
+                return Err(invalid(
+                    "LEAD_STATUSES",
+                    statuses_raw,
+                    format!("{s} is listed twice"),
+                ));
             }
             lead_statuses.push(s.to_string());
         }
@@ -255,7 +292,13 @@ impl Config {
             None => None,
             Some(v) => match v.parse::<u64>() {
                 Ok(n) if n > 0 => Some(n),
-                _ => return Err(invalid("AIRTABLE_MONTHLY_QUOTA", v, "expected a whole number above 0")),
+                _ => {
+                    return Err(invalid(
+                        "AIRTABLE_MONTHLY_QUOTA",
+                        v,
+                        "expected a whole number above 0",
+                    ));
+                }
             },
         };
 
@@ -279,7 +322,11 @@ impl Config {
             cache_refresh_interval: Duration::from_secs_f64(
                 positive_f64(src, "CACHE_REFRESH_INTERVAL", 2.0)? * 3600.0,
             ),
-            sync_push_interval: Duration::from_secs_f64(positive_f64(src, "SYNC_PUSH_INTERVAL", 60.0)?),
+            sync_push_interval: Duration::from_secs_f64(positive_f64(
+                src,
+                "SYNC_PUSH_INTERVAL",
+                60.0,
+            )?),
             conflict_policy,
             monthly_quota,
             lead_statuses,
@@ -307,7 +354,11 @@ impl Config {
             return Ok(None);
         };
         if !base_id.starts_with("app") || base_id.len() < 4 {
-            return Err(invalid("AIRTABLE_BASE_ID", base_id, "an Airtable base id starts with \"app\""));
+            return Err(invalid(
+                "AIRTABLE_BASE_ID",
+                base_id,
+                "an Airtable base id starts with \"app\"",
+            ));
         }
         let api_key = match (key, key_file) {
             (Some(_), Some(_)) => {
@@ -321,20 +372,36 @@ impl Config {
             (None, Some(f)) => Some(ApiKeySource::File(PathBuf::from(f))),
             (None, None) => None,
         };
-        let api_url = src.get("AIRTABLE_API_URL").unwrap_or("https://api.airtable.com");
+        let api_url = src
+            .get("AIRTABLE_API_URL")
+            .unwrap_or("https://api.airtable.com");
         match url::Url::parse(api_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => return Err(invalid("AIRTABLE_API_URL", api_url, "expected an http(s) URL")),
+            _ => {
+                return Err(invalid(
+                    "AIRTABLE_API_URL",
+                    api_url,
+                    "expected an http(s) URL",
+                ));
+            }
         }
         let rate_limit: u32 = parse_or(src, "AIRTABLE_RATE_LIMIT", 5)?;
         if rate_limit == 0 {
-            return Err(invalid("AIRTABLE_RATE_LIMIT", "0", "must allow at least 1 request a second"));
+            return Err(invalid(
+                "AIRTABLE_RATE_LIMIT",
+                "0",
+                "must allow at least 1 request a second",
+            ));
         }
         let field_map = src.get("AIRTABLE_FIELD_MAP").map(PathBuf::from);
         if let Some(path) = &field_map
             && !path.is_file()
         {
-            return Err(invalid("AIRTABLE_FIELD_MAP", &path.to_string_lossy(), "no such file"));
+            return Err(invalid(
+                "AIRTABLE_FIELD_MAP",
+                &path.to_string_lossy(),
+                "no such file",
+            ));
         }
         Ok(Some(AirtableConfig {
             api_key,
@@ -342,15 +409,22 @@ impl Config {
             table: src.get("AIRTABLE_TABLE").unwrap_or("Leads").to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
             field_map,
-            modified_field: src.get("AIRTABLE_MODIFIED_FIELD").unwrap_or("Last Modified").to_string(),
-            lead_id_field: src.get("AIRTABLE_LEAD_ID_FIELD").unwrap_or("Lead ID").to_string(),
+            modified_field: src
+                .get("AIRTABLE_MODIFIED_FIELD")
+                .unwrap_or("Last Modified")
+                .to_string(),
+            lead_id_field: src
+                .get("AIRTABLE_LEAD_ID_FIELD")
+                .unwrap_or("Lead ID")
+                .to_string(),
             rate_limit,
         }))
     }
 
     /// A configuration for tests and tools: defaults, the given database, local-only.
     pub fn for_database(path: impl Into<PathBuf>) -> Config {
-        let mut config = Config::load(&Source::default()).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
+        let mut config = Config::load(&Source::default())
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"));
         config.database_path = path.into();
         config
     }
@@ -430,10 +504,18 @@ mod tests {
     fn schedules_default_and_an_empty_value_disables_them() {
         let c = Config::load(&Source::default()).unwrap();
         assert_eq!(c.cleanup_schedule.as_deref(), Some("0 30 4 * * 0"));
-        let c = Config::load(&Source::from_pairs([("CLEANUP_SCHEDULE", ""), ("BACKUP_SCHEDULE", " ")])).unwrap();
+        let c = Config::load(&Source::from_pairs([
+            ("CLEANUP_SCHEDULE", ""),
+            ("BACKUP_SCHEDULE", " "),
+        ]))
+        .unwrap();
         assert_eq!(c.cleanup_schedule, None);
         assert_eq!(c.backup_schedule, None);
-        let c = Config::load(&Source::from_pairs([("CLEANUP_SCHEDULE", " */5 * * * * * ")])).unwrap();
+        let c = Config::load(&Source::from_pairs([(
+            "CLEANUP_SCHEDULE",
+            " */5 * * * * * ",
+        )]))
+        .unwrap();
         assert_eq!(c.cleanup_schedule.as_deref(), Some("*/5 * * * * *"));
     }
 
@@ -442,7 +524,8 @@ mod tests {
         let c = Config::load(&Source::from_pairs([("LEAD_CACHE_DB_PATH", "/tmp/x.db")])).unwrap();
         assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
         let mut src = Source::from_pairs([("LEADCACHE_BIND", "127.0.0.1:1")]);
-        src.flags.insert("LEADCACHE_BIND".into(), "127.0.0.1:2".into());
+        src.flags
+            .insert("LEADCACHE_BIND".into(), "127.0.0.1:2".into());
         assert_eq!(Config::load(&src).unwrap().bind.port(), 2);
     }
 
@@ -450,9 +533,15 @@ mod tests {
     fn airtable_settings_must_be_complete() {
         let err = Config::load(&Source::from_pairs([("AIRTABLE_API_KEY", "pat123")])).unwrap_err();
         assert_eq!(err.var, "AIRTABLE_BASE_ID");
-        assert!(!err.to_string().contains("pat123"), "the token must not be printed");
-        let c = Config::load(&Source::from_pairs([("AIRTABLE_BASE_ID", "appXYZ"), ("AIRTABLE_API_KEY", "pat1")]))
-            .unwrap();
+        assert!(
+            !err.to_string().contains("pat123"),
+            "the token must not be printed"
+        );
+        let c = Config::load(&Source::from_pairs([
+            ("AIRTABLE_BASE_ID", "appXYZ"),
+            ("AIRTABLE_API_KEY", "pat1"),
+        ]))
+        .unwrap();
         let at = c.airtable.unwrap();
         assert_eq!(at.table, "Leads");
         assert_eq!(at.rate_limit, 5);

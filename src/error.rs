@@ -41,7 +41,10 @@ impl AppError {
     }
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        AppError::Validation { field: field.into(), message: message.into() }
+        AppError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn internal(e: impl Display) -> Self {
@@ -69,7 +72,11 @@ impl AppError {
 
     /// The message a client may see.
     pub fn public_message(&self) -> String {
-        if self.is_internal() { "internal error".to_string() } else { self.to_string() }
+        if self.is_internal() {
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        }
     }
 
     pub fn http_status(&self) -> axum::http::StatusCode {
@@ -158,7 +165,8 @@ impl axum::response::IntoResponse for AppError {
         if self.is_internal() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
+        let body =
+            serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}});
         (self.http_status(), axum::Json(body)).into_response()
     }
 }

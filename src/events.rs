@@ -29,7 +29,10 @@ pub struct Bus {
 
 impl Default for Bus {
     fn default() -> Self {
-        Bus { leads: broadcast::channel(CAPACITY).0, sync: broadcast::channel(CAPACITY).0 }
+        Bus {
+            leads: broadcast::channel(CAPACITY).0,
+            sync: broadcast::channel(CAPACITY).0,
+        }
     }
 }
 

@@ -6,24 +6,24 @@
 //! router), `airtable` (client and simulator), `sync` (pull, push, conflicts), `jobs`, `web`
 //! (the embedded admin page).
 
+pub mod app;
+pub mod auth;
+pub mod backup;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod leads;
-pub mod time;
-pub mod auth;
 pub mod events;
 pub mod graphql;
+pub mod jobs;
+pub mod leads;
+pub mod maintenance;
+pub mod seed;
+pub mod server;
+pub mod sqlconsole;
 pub mod state;
 pub mod status;
-pub mod server;
+pub mod time;
 pub mod tokens;
-pub mod web;
-pub mod sqlconsole;
-pub mod seed;
-pub mod app;
-pub mod cli;
-pub mod maintenance;
-pub mod backup;
-pub mod jobs;
 pub mod transfer;
+pub mod web;

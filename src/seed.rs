@@ -18,44 +18,188 @@ use crate::error::AppError;
 use crate::leads::{fields, keys, store};
 
 pub const FIRST_NAMES: &[&str] = &[
-    "Emma", "Liam", "Olivia", "Noah", "Ava", "Elijah", "Sophia", "Lucas", "Mia", "Mateo", "Amelia", "Levi", "Harper",
-    "Ethan", "Evelyn", "Aiden", "Chloé", "Jonas", "Léa", "Hugo", "Ingrid", "Sven", "Aarav", "Priya", "Chen", "Mei",
-    "Yuki", "Hiroshi", "Fatima", "Omar", "Zoë", "Mateus", "Lucía", "Javier", "Anna", "Lukas", "Sara", "Tomás",
-    "Nora", "Felix", "Ines", "Rafael", "Grace", "Daniel", "Maya", "Samuel", "Isabel", "Oscar", "Julia", "Adam",
+    "Emma", "Liam", "Olivia", "Noah", "Ava", "Elijah", "Sophia", "Lucas", "Mia", "Mateo", "Amelia",
+    "Levi", "Harper", "Ethan", "Evelyn", "Aiden", "Chloé", "Jonas", "Léa", "Hugo", "Ingrid",
+    "Sven", "Aarav", "Priya", "Chen", "Mei", "Yuki", "Hiroshi", "Fatima", "Omar", "Zoë", "Mateus",
+    "Lucía", "Javier", "Anna", "Lukas", "Sara", "Tomás", "Nora", "Felix", "Ines", "Rafael",
+    "Grace", "Daniel", "Maya", "Samuel", "Isabel", "Oscar", "Julia", "Adam",
 ];
 pub const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernández",
-    "Lopez", "Müller", "Schmidt", "Schneider", "Fischer", "Dubois", "Martin", "Bernard", "Rossi", "Russo", "Novak",
-    "Kowalski", "Nowak", "Silva", "Santos", "Kim", "Lee", "Park", "Wang", "Li", "Zhang", "Tanaka", "Suzuki",
-    "Patel", "Sharma", "Khan", "O'Brien", "Murphy", "Andersson", "Johansson", "Nielsen", "Jensen", "Virtanen",
-    "Costa", "Ferreira", "Ivanova", "Horvat", "Yilmaz", "Cohen", "Nakamura",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernández",
+    "Lopez",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Dubois",
+    "Martin",
+    "Bernard",
+    "Rossi",
+    "Russo",
+    "Novak",
+    "Kowalski",
+    "Nowak",
+    "Silva",
+    "Santos",
+    "Kim",
+    "Lee",
+    "Park",
+    "Wang",
+    "Li",
+    "Zhang",
+    "Tanaka",
+    "Suzuki",
+    "Patel",
+    "Sharma",
+    "Khan",
+    "O'Brien",
+    "Murphy",
+    "Andersson",
+    "Johansson",
+    "Nielsen",
+    "Jensen",
+    "Virtanen",
+    "Costa",
+    "Ferreira",
+    "Ivanova",
+    "Horvat",
+    "Yilmaz",
+    "Cohen",
+    "Nakamura",
 ];
 const COMPANY_STEMS: &[&str] = &[
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Pied Piper", "Vandelay", "Soylent",
-    "Cyberdyne", "Tyrell", "Wonka", "Gringotts", "Oceanic", "Massive Dynamic", "Aperture", "Black Mesa", "Nakatomi",
-    "Monarch", "Blue Sun", "Dunder", "Prestige", "Sterling", "Bluth", "Nimbus", "Quantum", "Vertex", "Helios",
-    "Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Proseware", "Adatum", "Woodgrove", "Lucerne",
-    "Alpine", "Coho", "Fourth Coffee", "Graphic Design", "Humongous", "Margie", "Wingtip", "Trey", "Relecloud",
-    "Lamna", "Bellows", "Datum",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Pied Piper",
+    "Vandelay",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Wonka",
+    "Gringotts",
+    "Oceanic",
+    "Massive Dynamic",
+    "Aperture",
+    "Black Mesa",
+    "Nakatomi",
+    "Monarch",
+    "Blue Sun",
+    "Dunder",
+    "Prestige",
+    "Sterling",
+    "Bluth",
+    "Nimbus",
+    "Quantum",
+    "Vertex",
+    "Helios",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Proseware",
+    "Adatum",
+    "Woodgrove",
+    "Lucerne",
+    "Alpine",
+    "Coho",
+    "Fourth Coffee",
+    "Graphic Design",
+    "Humongous",
+    "Margie",
+    "Wingtip",
+    "Trey",
+    "Relecloud",
+    "Lamna",
+    "Bellows",
+    "Datum",
 ];
 const COMPANY_SUFFIXES: &[&str] = &[
-    "Inc", "Labs", "GmbH", "Ltd", "Systems", "Analytics", "Software", "AI", "Group", "SA", "Technologies", "Cloud",
+    "Inc",
+    "Labs",
+    "GmbH",
+    "Ltd",
+    "Systems",
+    "Analytics",
+    "Software",
+    "AI",
+    "Group",
+    "SA",
+    "Technologies",
+    "Cloud",
 ];
 const TITLES: &[&str] = &[
-    "CEO", "CTO", "VP Engineering", "Head of Growth", "Marketing Director", "Sales Manager", "Founder",
-    "Head of Data", "Product Manager", "COO", "Engineering Manager", "Director of Operations", "CFO",
-    "Head of Partnerships", "Chief Revenue Officer",
+    "CEO",
+    "CTO",
+    "VP Engineering",
+    "Head of Growth",
+    "Marketing Director",
+    "Sales Manager",
+    "Founder",
+    "Head of Data",
+    "Product Manager",
+    "COO",
+    "Engineering Manager",
+    "Director of Operations",
+    "CFO",
+    "Head of Partnerships",
+    "Chief Revenue Officer",
 ];
 const INDUSTRIES: &[&str] = &[
-    "Software", "Fintech", "Healthcare", "E-commerce", "Manufacturing", "Logistics", "Education", "Media",
-    "Real Estate", "Energy", "Cybersecurity", "Retail",
+    "Software",
+    "Fintech",
+    "Healthcare",
+    "E-commerce",
+    "Manufacturing",
+    "Logistics",
+    "Education",
+    "Media",
+    "Real Estate",
+    "Energy",
+    "Cybersecurity",
+    "Retail",
 ];
 const LOCATIONS: &[&str] = &[
-    "Berlin, Germany", "London, UK", "Paris, France", "New York, USA", "San Francisco, USA", "Austin, USA",
-    "Toronto, Canada", "Amsterdam, Netherlands", "Stockholm, Sweden", "Madrid, Spain", "Lisbon, Portugal",
-    "Tokyo, Japan", "Singapore", "Sydney, Australia", "Bangalore, India", "São Paulo, Brazil", "Zürich, Switzerland",
+    "Berlin, Germany",
+    "London, UK",
+    "Paris, France",
+    "New York, USA",
+    "San Francisco, USA",
+    "Austin, USA",
+    "Toronto, Canada",
+    "Amsterdam, Netherlands",
+    "Stockholm, Sweden",
+    "Madrid, Spain",
+    "Lisbon, Portugal",
+    "Tokyo, Japan",
+    "Singapore",
+    "Sydney, Australia",
+    "Bangalore, India",
+    "São Paulo, Brazil",
+    "Zürich, Switzerland",
 ];
-const SOURCES: &[&str] = &["linkedin", "website", "referral", "conference", "cold-outbound", "import"];
+const SOURCES: &[&str] = &[
+    "linkedin",
+    "website",
+    "referral",
+    "conference",
+    "cold-outbound",
+    "import",
+];
 const SIZES: &[&str] = &["1-10", "11-50", "51-200", "201-500", "501-1000", "1000+"];
 
 /// The default pipeline and the share of leads that stop at each stage (a real funnel: most leads
@@ -98,7 +242,9 @@ pub fn generate(rng: &mut StdRng, i: usize, day: NaiveDateTime, sync_enabled: bo
     let created = day - Duration::minutes(rng.random_range(0..(90 * 24 * 60)));
     let mut id_bytes = [0u8; 16];
     rng.fill(&mut id_bytes);
-    let id = uuid::Builder::from_random_bytes(id_bytes).into_uuid().to_string();
+    let id = uuid::Builder::from_random_bytes(id_bytes)
+        .into_uuid()
+        .to_string();
 
     let roll = rng.random_range(0..100);
     let mut acc = 0;
@@ -117,16 +263,25 @@ pub fn generate(rng: &mut StdRng, i: usize, day: NaiveDateTime, sync_enabled: bo
     lead.email = Some(format!("{}.{}{}@{domain}", slug(first), slug(last), i));
     lead.company = Some(company);
     lead.title = Some(pick(rng, TITLES).to_string());
-    lead.linkedin_url = Some(format!("https://www.linkedin.com/in/{}-{}-{i}", slug(first), slug(last)));
+    lead.linkedin_url = Some(format!(
+        "https://www.linkedin.com/in/{}-{}-{i}",
+        slug(first),
+        slug(last)
+    ));
     lead.website = Some(format!("https://{domain}/"));
-    lead.phone = (rng.random_range(0..3) > 0).then(|| format!("+1 555 {:03} {:04}", i % 1000, rng.random_range(0..10000)));
+    lead.phone = (rng.random_range(0..3) > 0)
+        .then(|| format!("+1 555 {:03} {:04}", i % 1000, rng.random_range(0..10000)));
     lead.location = Some(pick(rng, LOCATIONS).to_string());
     lead.industry = Some(pick(rng, INDUSTRIES).to_string());
     lead.company_size = Some(pick(rng, SIZES).to_string());
     lead.source = Some(pick(rng, SOURCES).to_string());
     lead.score = Some(f64::from(rng.random_range(0..=100u32)));
     lead.scraped_at = Some(created);
-    lead.sync_state = if sync_enabled { "pending".into() } else { "local".into() };
+    lead.sync_state = if sync_enabled {
+        "pending".into()
+    } else {
+        "local".into()
+    };
     keys::apply(&mut lead);
 
     let mut events = Vec::new();
@@ -134,7 +289,11 @@ pub fn generate(rng: &mut StdRng, i: usize, day: NaiveDateTime, sync_enabled: bo
     // Walk the pipeline up to the lead's stage ("lost" leaves from "contacted" or later).
     let path: Vec<&str> = if status == "lost" {
         let upto = rng.random_range(4..=6);
-        FUNNEL[1..=upto].iter().map(|(s, _)| *s).chain(["lost"]).collect()
+        FUNNEL[1..=upto]
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(["lost"])
+            .collect()
     } else {
         FUNNEL[1..=stage].iter().map(|(s, _)| *s).collect()
     };
@@ -152,7 +311,10 @@ pub fn generate(rng: &mut StdRng, i: usize, day: NaiveDateTime, sync_enabled: bo
             at = day;
         }
         let mut change = Map::new();
-        change.insert("status".into(), Value::Array(vec![previous.into(), s.into()]));
+        change.insert(
+            "status".into(),
+            Value::Array(vec![previous.into(), s.into()]),
+        );
         events.push(("status_changed", change, at));
         match s {
             "enriched" => {
@@ -173,17 +335,29 @@ pub fn generate(rng: &mut StdRng, i: usize, day: NaiveDateTime, sync_enabled: bo
 }
 
 /// Writes `count` generated leads with their history and outbox rows in one transaction.
-pub fn seed(conn: &mut SqliteConnection, count: usize, seed: u64, sync_enabled: bool) -> Result<usize, AppError> {
+pub fn seed(
+    conn: &mut SqliteConnection,
+    count: usize,
+    seed: u64,
+    sync_enabled: bool,
+) -> Result<usize, AppError> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let day = crate::time::now().date().and_hms_opt(0, 0, 0).unwrap_or_else(crate::time::now);
+    let day = crate::time::now()
+        .date()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_else(crate::time::now);
     let offset: usize = leads::table.count().get_result::<i64>(conn)? as usize;
     conn.immediate_transaction(|conn| {
         let mut done = 0;
         while done < count {
             let n = (count - done).min(500);
-            let batch: Vec<Generated> = (0..n).map(|k| generate(&mut rng, offset + done + k, day, sync_enabled)).collect();
+            let batch: Vec<Generated> = (0..n)
+                .map(|k| generate(&mut rng, offset + done + k, day, sync_enabled))
+                .collect();
             let rows: Vec<&Lead> = batch.iter().map(|g| &g.lead).collect();
-            diesel::insert_into(leads::table).values(rows).execute(conn)?;
+            diesel::insert_into(leads::table)
+                .values(rows)
+                .execute(conn)?;
             let mut event_rows = Vec::new();
             for g in &batch {
                 for (kind, changes, at) in &g.events {
@@ -197,7 +371,9 @@ pub fn seed(conn: &mut SqliteConnection, count: usize, seed: u64, sync_enabled: 
                 }
             }
             for chunk in event_rows.chunks(1000) {
-                diesel::insert_into(lead_events::table).values(chunk).execute(conn)?;
+                diesel::insert_into(lead_events::table)
+                    .values(chunk)
+                    .execute(conn)?;
             }
             let outbox_rows: Vec<OutboxRow> = batch
                 .iter()
@@ -214,7 +390,9 @@ pub fn seed(conn: &mut SqliteConnection, count: usize, seed: u64, sync_enabled: 
                     updated_at: g.lead.created_at,
                 })
                 .collect();
-            diesel::insert_into(outbox::table).values(&outbox_rows).execute(conn)?;
+            diesel::insert_into(outbox::table)
+                .values(&outbox_rows)
+                .execute(conn)?;
             done += n;
         }
         Ok(done)

@@ -42,8 +42,15 @@ pub struct App {
 
 impl App {
     pub fn new(state: AppState) -> Self {
-        let auth = Arc::new(TokenAuth::new(state.db.clone(), state.config.tokens_file.clone()));
-        App { schema: schema(state.clone()), state, auth }
+        let auth = Arc::new(TokenAuth::new(
+            state.db.clone(),
+            state.config.tokens_file.clone(),
+        ));
+        App {
+            schema: schema(state.clone()),
+            state,
+            auth,
+        }
     }
 }
 
@@ -53,7 +60,10 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let token = match header {
             None => None,
             Some(h) => match bearer(h) {
@@ -82,7 +92,8 @@ fn graphql_error(e: AppError) -> Response {
     });
     let mut resp = (e.http_status(), Json(body)).into_response();
     if matches!(e, AppError::Unauthenticated(_)) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -101,9 +112,13 @@ async fn graphql(
 ) -> Response {
     let request = req.into_inner();
     if method == Method::GET && is_mutation(&request.query, request.operation_name.as_deref()) {
-        let mut resp = graphql_error(AppError::validation("method", "mutations must be sent with POST"));
+        let mut resp = graphql_error(AppError::validation(
+            "method",
+            "mutations must be sent with POST",
+        ));
         *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
     let mut response = app.schema.execute(request.data(caller)).await;
@@ -114,12 +129,17 @@ async fn graphql(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON));
-    let status = if wants_gql_json && response.data == async_graphql::Value::Null && response.is_err() {
-        StatusCode::BAD_REQUEST
+    let status =
+        if wants_gql_json && response.data == async_graphql::Value::Null && response.is_err() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+    let content_type = if wants_gql_json {
+        GRAPHQL_RESPONSE_JSON
     } else {
-        StatusCode::OK
+        "application/json"
     };
-    let content_type = if wants_gql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let body = match serde_json::to_vec(&response) {
         Ok(b) => b,
         Err(e) => return graphql_error(AppError::internal(e)),
@@ -134,12 +154,22 @@ fn ensure_code(error: &mut async_graphql::ServerError) {
     if ext.get("code").is_some() {
         return;
     }
-    let limit = ["too complex", "nested too deep", "recursion depth", "too many"]
-        .iter()
-        .any(|m| error.message.to_lowercase().contains(m));
-    let input = ["expected input type", "failed to parse", "invalid value for argument", "invalid value"]
-        .iter()
-        .any(|m| error.message.to_lowercase().contains(m));
+    let limit = [
+        "too complex",
+        "nested too deep",
+        "recursion depth",
+        "too many",
+    ]
+    .iter()
+    .any(|m| error.message.to_lowercase().contains(m));
+    let input = [
+        "expected input type",
+        "failed to parse",
+        "invalid value for argument",
+        "invalid value",
+    ]
+    .iter()
+    .any(|m| error.message.to_lowercase().contains(m));
     let code = if limit {
         "LIMIT"
     } else if error.path.is_empty() || input {
@@ -185,8 +215,19 @@ async fn graphql_ws(
                 .on_connection_init(move |payload| async move {
                     let from_payload = ["Authorization", "authorization"]
                         .iter()
-                        .find_map(|k| payload.get(k).and_then(|v| v.as_str()).and_then(bearer).map(str::to_string))
-                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_string));
+                        .find_map(|k| {
+                            payload
+                                .get(k)
+                                .and_then(|v| v.as_str())
+                                .and_then(bearer)
+                                .map(str::to_string)
+                        })
+                        .or_else(|| {
+                            payload
+                                .get("token")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_string)
+                        });
                     let token = from_payload.or(header_token);
                     match auth.check(token.as_deref()).await {
                         Verdict::Allowed(caller) => {
@@ -202,7 +243,12 @@ async fn graphql_ws(
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -211,7 +257,11 @@ async fn healthz() -> &'static str {
 
 /// 200 when the database answers (with Airtable's reachability), 503 when it does not.
 async fn readyz(State(app): State<App>) -> Response {
-    let db = app.state.db.run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?)).await;
+    let db = app
+        .state
+        .db
+        .run(|c| Ok(diesel::sql_query("SELECT 1").execute(c)?))
+        .await;
     let airtable = match (app.state.sync_enabled(), app.state.airtable_reachable()) {
         (false, _) => "not configured",
         (true, None) => "unknown",
@@ -230,7 +280,10 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn schema_sdl() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::graphql::sdl())
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        crate::graphql::sdl(),
+    )
 }
 
 /// Builds the whole router.
@@ -246,6 +299,8 @@ pub fn router(app: App) -> Router {
         .route("/export/leads.json", get(crate::transfer::http::json))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(app)
 }

@@ -34,9 +34,10 @@ pub struct SqlResult {
 
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Function { .. } | AuthAction::Recursive => {
-            Authorization::Allow
-        }
+        AuthAction::Select
+        | AuthAction::Read { .. }
+        | AuthAction::Function { .. }
+        | AuthAction::Recursive => Authorization::Allow,
         _ => Authorization::Deny,
     }
 }
@@ -56,9 +57,16 @@ fn refused(message: impl Into<String>) -> AppError {
 }
 
 /// Runs `query` read-only against the database file at `path`.
-pub fn run(path: &Path, query: &str, max_rows: usize, limit: Duration) -> Result<SqlResult, AppError> {
+pub fn run(
+    path: &Path,
+    query: &str,
+    max_rows: usize,
+    limit: Duration,
+) -> Result<SqlResult, AppError> {
     if query.chars().count() > MAX_QUERY_CHARS {
-        return Err(refused(format!("is longer than {MAX_QUERY_CHARS} characters")));
+        return Err(refused(format!(
+            "is longer than {MAX_QUERY_CHARS} characters"
+        )));
     }
     let started = Instant::now();
     let conn = Connection::open_with_flags(
@@ -66,16 +74,21 @@ pub fn run(path: &Path, query: &str, max_rows: usize, limit: Duration) -> Result
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(AppError::internal)?;
-    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(AppError::internal)?;
-    conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 2000;").map_err(AppError::internal)?;
-    conn.authorizer(Some(authorize)).map_err(AppError::internal)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(AppError::internal)?;
+    conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 2000;")
+        .map_err(AppError::internal)?;
+    conn.authorizer(Some(authorize))
+        .map_err(AppError::internal)?;
     let deadline = started + limit;
     conn.progress_handler(1_000, Some(move || Instant::now() > deadline))
         .map_err(AppError::internal)?;
 
     let mut stmt = conn.prepare(query).map_err(|e| refused(sql_message(&e)))?;
     if !stmt.readonly() {
-        return Err(refused("only read-only statements (SELECT, WITH, EXPLAIN) are allowed"));
+        return Err(refused(
+            "only read-only statements (SELECT, WITH, EXPLAIN) are allowed",
+        ));
     }
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let mut rows = Vec::new();
@@ -105,7 +118,12 @@ pub fn run(path: &Path, query: &str, max_rows: usize, limit: Duration) -> Result
             Err(e) => return Err(refused(sql_message(&e))),
         }
     }
-    Ok(SqlResult { columns, rows, truncated, elapsed_ms: started.elapsed().as_millis() as u64 })
+    Ok(SqlResult {
+        columns,
+        rows,
+        truncated,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 /// SQLite's own message (it names the problem and never holds secrets: the query is the user's).

@@ -39,7 +39,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, db: Db, mode: Mode) -> Self {
-        AppState { config: Arc::new(config), db, bus: Bus::default(), mode, reachable: Arc::default(), writes: Arc::default() }
+        AppState {
+            config: Arc::new(config),
+            db,
+            bus: Bus::default(),
+            mode,
+            reachable: Arc::default(),
+            writes: Arc::default(),
+        }
     }
 
     pub fn airtable_reachable(&self) -> Option<bool> {
@@ -51,7 +58,10 @@ impl AppState {
     }
 
     pub fn set_airtable_reachable(&self, yes: bool) {
-        self.reachable.store(if yes { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+        self.reachable.store(
+            if yes { 1 } else { 2 },
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Called after every committed lead write: wakes the debounced push when syncing.

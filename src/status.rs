@@ -12,13 +12,17 @@ use crate::state::{AppState, Mode};
 use crate::time::to_utc;
 
 pub async fn cache_status(state: &AppState) -> Result<CacheStatus, AppError> {
-    let refresh = chrono::Duration::from_std(state.config.cache_refresh_interval).unwrap_or(chrono::Duration::hours(2));
+    let refresh = chrono::Duration::from_std(state.config.cache_refresh_interval)
+        .unwrap_or(chrono::Duration::hours(2));
     let mode = state.mode;
     let reachable = state.airtable_reachable();
     state
         .db
         .run(move |c| {
-            let total: i64 = leads::table.filter(leads::deleted_at.is_null()).count().get_result(c)?;
+            let total: i64 = leads::table
+                .filter(leads::deleted_at.is_null())
+                .count()
+                .get_result(c)?;
             let last_full = meta::get_time(c, meta::LAST_FULL_PULL)?;
             let last_inc = meta::get_time(c, meta::LAST_INCREMENTAL_PULL)?;
             let last_pull: Option<NaiveDateTime> = last_full.max(last_inc);
@@ -29,8 +33,10 @@ pub async fn cache_status(state: &AppState) -> Result<CacheStatus, AppError> {
                 _ => last_pull.is_some_and(|t| now - t < refresh),
             };
             let (pending, failed, dead) = crate::leads::outbox::counts(c)?;
-            let open_conflicts: i64 =
-                sync_conflicts::table.filter(sync_conflicts::resolved_at.is_null()).count().get_result(c)?;
+            let open_conflicts: i64 = sync_conflicts::table
+                .filter(sync_conflicts::resolved_at.is_null())
+                .count()
+                .get_result(c)?;
             let last_backup: Option<BackupRow> = backups::table
                 .filter(backups::outcome.eq("ok"))
                 .order(backups::id.desc())
@@ -57,7 +63,11 @@ pub async fn cache_status(state: &AppState) -> Result<CacheStatus, AppError> {
                 airtable_reachable: reachable,
                 mode: mode.as_str().to_string(),
                 last_backup: last_backup.map(Backup::from),
-                requests_today: usage.iter().filter(|(d, _)| *d == today_s).map(|(_, n)| n).sum(),
+                requests_today: usage
+                    .iter()
+                    .filter(|(d, _)| *d == today_s)
+                    .map(|(_, n)| n)
+                    .sum(),
                 requests_this_month: usage.iter().map(|(_, n)| n).sum(),
             })
         })

@@ -14,7 +14,8 @@ pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
 
 /// `2026-11-24T10:00:00.000Z`, the form Airtable writes and reads.
 pub fn format(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Parses RFC 3339 (any offset, converted to UTC), a plain `YYYY-MM-DD HH:MM:SS[.fff]` taken as
@@ -40,7 +41,8 @@ mod tests {
 
     #[test]
     fn parses_the_forms_airtable_and_people_write() {
-        let want = NaiveDateTime::parse_from_str("2026-05-01 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let want =
+            NaiveDateTime::parse_from_str("2026-05-01 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
         assert_eq!(parse("2026-05-01T12:00:00.000Z"), Some(want));
         assert_eq!(parse("2026-05-01T14:00:00+02:00"), Some(want));
         assert_eq!(parse("2026-05-01 12:00:00"), Some(want));

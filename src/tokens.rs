@@ -41,18 +41,37 @@ pub fn hash(token: &str) -> String {
 }
 
 fn generate() -> String {
-    let body: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+    let body: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
     format!("{PREFIX}{body}")
 }
 
 /// Creates a token; returns the secret (to show once) and the stored row.
-pub fn create(conn: &mut SqliteConnection, name: &str, role: Role) -> Result<(String, ApiToken), AppError> {
+pub fn create(
+    conn: &mut SqliteConnection,
+    name: &str,
+    role: Role,
+) -> Result<(String, ApiToken), AppError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(AppError::validation("name", "1 to 64 letters, digits, '-', '_' or '.'"));
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(AppError::validation(
+            "name",
+            "1 to 64 letters, digits, '-', '_' or '.'",
+        ));
     }
     if matches!(name, "airtable" | "system" | "local") {
-        return Err(AppError::validation("name", format!("{name:?} is reserved for leadcache's own changes")));
+        return Err(AppError::validation(
+            "name",
+            format!("{name:?} is reserved for leadcache's own changes"),
+        ));
     }
     let secret = generate();
     let row = ApiToken {
@@ -65,22 +84,34 @@ pub fn create(conn: &mut SqliteConnection, name: &str, role: Role) -> Result<(St
         last_used_at: None,
         revoked_at: None,
     };
-    diesel::insert_into(api_tokens::table).values(&row).execute(conn).map_err(|e| match AppError::from(e) {
-        AppError::Conflict(_) => AppError::Conflict(format!("a token named {name:?} exists already")),
-        other => other,
-    })?;
+    diesel::insert_into(api_tokens::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| match AppError::from(e) {
+            AppError::Conflict(_) => {
+                AppError::Conflict(format!("a token named {name:?} exists already"))
+            }
+            other => other,
+        })?;
     Ok((secret, row))
 }
 
 pub fn list(conn: &mut SqliteConnection) -> Result<Vec<ApiToken>, AppError> {
-    Ok(api_tokens::table.order(api_tokens::created_at).select(ApiToken::as_select()).load(conn)?)
+    Ok(api_tokens::table
+        .order(api_tokens::created_at)
+        .select(ApiToken::as_select())
+        .load(conn)?)
 }
 
 /// Revokes a token by name. Returns false when no live token has that name.
 pub fn revoke(conn: &mut SqliteConnection, name: &str) -> Result<bool, AppError> {
-    let n = diesel::update(api_tokens::table.filter(api_tokens::name.eq(name)).filter(api_tokens::revoked_at.is_null()))
-        .set(api_tokens::revoked_at.eq(crate::time::now()))
-        .execute(conn)?;
+    let n = diesel::update(
+        api_tokens::table
+            .filter(api_tokens::name.eq(name))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(crate::time::now()))
+    .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -99,14 +130,22 @@ struct FileToken {
 
 /// Reads the tokens file: hash -> caller. Errors name the file and the entry.
 pub fn read_file(path: &Path) -> Result<HashMap<String, Caller>, AppError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AppError::validation("LEADCACHE_TOKENS_FILE", format!("cannot read {}: {e}", path.display())))?;
-    let parsed: TokensFile = toml::from_str(&text)
-        .map_err(|e| AppError::validation("LEADCACHE_TOKENS_FILE", format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AppError::validation(
+            "LEADCACHE_TOKENS_FILE",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let parsed: TokensFile = toml::from_str(&text).map_err(|e| {
+        AppError::validation("LEADCACHE_TOKENS_FILE", format!("{}: {e}", path.display()))
+    })?;
     let mut out = HashMap::new();
     for t in parsed.token {
         let role = Role::parse(&t.role).ok_or_else(|| {
-            AppError::validation("LEADCACHE_TOKENS_FILE", format!("token {:?}: role must be read, write or admin", t.name))
+            AppError::validation(
+                "LEADCACHE_TOKENS_FILE",
+                format!("token {:?}: role must be read, write or admin", t.name),
+            )
         })?;
         let hex = t.sha256.trim().to_ascii_lowercase();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -141,17 +180,26 @@ pub enum Verdict {
 
 impl TokenAuth {
     pub fn new(db: Db, file: Option<std::path::PathBuf>) -> Self {
-        TokenAuth { db, file, cache: Mutex::new(None) }
+        TokenAuth {
+            db,
+            file,
+            cache: Mutex::new(None),
+        }
     }
 
-    fn load(conn: &mut SqliteConnection, file: Option<&Path>) -> Result<HashMap<String, Caller>, AppError> {
+    fn load(
+        conn: &mut SqliteConnection,
+        file: Option<&Path>,
+    ) -> Result<HashMap<String, Caller>, AppError> {
         let rows: Vec<ApiToken> = api_tokens::table
             .filter(api_tokens::revoked_at.is_null())
             .select(ApiToken::as_select())
             .load(conn)?;
         let mut live: HashMap<String, Caller> = rows
             .into_iter()
-            .filter_map(|t| Role::parse(&t.role).map(|role| (t.token_hash, Caller { name: t.name, role })))
+            .filter_map(|t| {
+                Role::parse(&t.role).map(|role| (t.token_hash, Caller { name: t.name, role }))
+            })
             .collect();
         if let Some(path) = file {
             live.extend(read_file(path)?);
@@ -167,7 +215,8 @@ impl TokenAuth {
             return Ok(live.clone());
         }
         let file = self.file.clone();
-        let live: Live = std::sync::Arc::new(self.db.run(move |c| Self::load(c, file.as_deref())).await?);
+        let live: Live =
+            std::sync::Arc::new(self.db.run(move |c| Self::load(c, file.as_deref())).await?);
         if let Ok(mut cache) = self.cache.lock() {
             *cache = Some((Instant::now(), live.clone()));
         }
@@ -192,7 +241,9 @@ impl TokenAuth {
             )),
             Some(token) => match live.get(&hash(token)) {
                 Some(caller) => Verdict::Allowed(caller.clone()),
-                None => Verdict::Denied(AppError::Unauthenticated("unknown or revoked token".into())),
+                None => {
+                    Verdict::Denied(AppError::Unauthenticated("unknown or revoked token".into()))
+                }
             },
         }
     }
@@ -201,5 +252,8 @@ impl TokenAuth {
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

@@ -23,7 +23,11 @@ pub fn get(conn: &mut SqliteConnection, key: &str) -> Result<Option<String>, App
 pub fn set(conn: &mut SqliteConnection, key: &str, value: &str) -> Result<(), AppError> {
     let now = crate::time::now();
     diesel::insert_into(cache_meta::table)
-        .values((cache_meta::key.eq(key), cache_meta::value.eq(value), cache_meta::updated_at.eq(now)))
+        .values((
+            cache_meta::key.eq(key),
+            cache_meta::value.eq(value),
+            cache_meta::updated_at.eq(now),
+        ))
         .on_conflict(cache_meta::key)
         .do_update()
         .set((cache_meta::value.eq(value), cache_meta::updated_at.eq(now)))

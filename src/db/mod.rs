@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::migration::MigrationSource;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -37,9 +37,15 @@ pub type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create the database folder {path}: {source}")]
-    Folder { path: PathBuf, source: std::io::Error },
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the database file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Pool { path: PathBuf, source: r2d2::Error },
     #[error("migration {name} failed, the database was left as it was: {message}")]
@@ -64,7 +70,8 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
         if self.read_only {
             sql.push_str(" PRAGMA query_only = ON;");
         }
-        conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&sql)
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -102,8 +109,14 @@ impl Db {
             .connection_timeout(Duration::from_secs(30))
             .connection_customizer(Box::new(Pragmas { read_only }))
             .build(manager)
-            .map_err(|source| OpenError::Pool { path: path.to_owned(), source })?;
-        Ok(Db { pool, path: path.to_owned() })
+            .map_err(|source| OpenError::Pool {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Db {
+            pool,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -119,15 +132,21 @@ impl Db {
     /// Names of migrations embedded in the binary but not yet applied.
     pub fn pending_migrations(&self) -> Result<Vec<String>, AppError> {
         let mut conn = self.conn()?;
-        let pending = conn.pending_migrations(MIGRATIONS).map_err(AppError::internal)?;
+        let pending = conn
+            .pending_migrations(MIGRATIONS)
+            .map_err(AppError::internal)?;
         Ok(pending.iter().map(|m| m.name().to_string()).collect())
     }
 
     /// Versions of the migrations applied to this database, oldest first.
     pub fn applied_migrations(&self) -> Result<Vec<String>, AppError> {
         let mut conn = self.conn()?;
-        let mut applied: Vec<String> =
-            conn.applied_migrations().map_err(AppError::internal)?.iter().map(|v| v.to_string()).collect();
+        let mut applied: Vec<String> = conn
+            .applied_migrations()
+            .map_err(AppError::internal)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         applied.sort();
         Ok(applied)
     }
@@ -139,19 +158,28 @@ impl Db {
     }
 
     /// [`Db::migrate`] from any migration source (tests use a folder with a broken migration).
-    pub fn migrate_from<S: MigrationSource<Sqlite>>(&self, source: S) -> Result<Vec<String>, OpenError> {
+    pub fn migrate_from<S: MigrationSource<Sqlite>>(
+        &self,
+        source: S,
+    ) -> Result<Vec<String>, OpenError> {
         let mut conn = self.pool.get().map_err(|source| OpenError::Pool {
             path: self.path.clone(),
             source,
         })?;
         let pending = conn
             .pending_migrations(source)
-            .map_err(|e| OpenError::Migration { name: "(listing)".into(), message: e.to_string() })?;
+            .map_err(|e| OpenError::Migration {
+                name: "(listing)".into(),
+                message: e.to_string(),
+            })?;
         let mut applied = Vec::new();
         for migration in pending {
             let name = migration.name().to_string();
             conn.run_migration(&migration)
-                .map_err(|e| OpenError::Migration { name: name.clone(), message: e.to_string() })?;
+                .map_err(|e| OpenError::Migration {
+                    name: name.clone(),
+                    message: e.to_string(),
+                })?;
             applied.push(name);
         }
         Ok(applied)
@@ -192,19 +220,30 @@ impl Db {
 /// (and the -wal/-shm files SQLite derives from it) are never readable by others.
 fn ensure_file(path: &Path) -> Result<(), OpenError> {
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .map_err(|source| OpenError::Folder { path: folder.to_owned(), source })?;
+        std::fs::create_dir_all(folder).map_err(|source| OpenError::Folder {
+            path: folder.to_owned(),
+            source,
+        })?;
     }
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| OpenError::File { path: path.to_owned(), source })?;
-    let mode = file.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
+        .map_err(|source| OpenError::File {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mode = file
+        .metadata()
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600);
     if mode & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|source| OpenError::File { path: path.to_owned(), source })?;
+            .map_err(|source| OpenError::File {
+                path: path.to_owned(),
+                source,
+            })?;
     }
     Ok(())
 }

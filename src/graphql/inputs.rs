@@ -225,7 +225,9 @@ impl LeadFilterInput {
             enriched: self.enriched,
             verified: self.verified,
             needs_enrichment: self.needs_enrichment,
-            sync_state: self.sync_state.map(|v| v.into_iter().map(|s| s.as_str().to_string()).collect()),
+            sync_state: self
+                .sync_state
+                .map(|v| v.into_iter().map(|s| s.as_str().to_string()).collect()),
             score_min: self.score_min,
             score_max: self.score_max,
             created_after: self.created_after.map(|t| t.naive_utc()),

@@ -50,7 +50,11 @@ impl Loader<String> for EnrichmentsLoader {
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
         let ids = keys.to_vec();
-        let rows = self.0.run(move |c| crate::leads::store::enrichments_for(c, &ids)).await.gql()?;
+        let rows = self
+            .0
+            .run(move |c| crate::leads::store::enrichments_for(c, &ids))
+            .await
+            .gql()?;
         Ok(group(rows, |e| &e.lead_id))
     }
 }
@@ -66,7 +70,10 @@ impl Loader<String> for OutboxLoader {
         let rows: Vec<OutboxRow> = self
             .0
             .run(move |c| {
-                Ok(outbox::table.filter(outbox::lead_id.eq_any(&ids)).select(OutboxRow::as_select()).load(c)?)
+                Ok(outbox::table
+                    .filter(outbox::lead_id.eq_any(&ids))
+                    .select(OutboxRow::as_select())
+                    .load(c)?)
             })
             .await
             .gql()?;

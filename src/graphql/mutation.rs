@@ -35,10 +35,19 @@ where
 #[Object]
 impl LeadsMutation {
     /// Creates a lead (queued for Airtable).
-    async fn create_lead(&self, ctx: &Context<'_>, input: LeadInput) -> async_graphql::Result<CreateLeadPayload> {
+    async fn create_lead(
+        &self,
+        ctx: &Context<'_>,
+        input: LeadInput,
+    ) -> async_graphql::Result<CreateLeadPayload> {
         let changes = input.into_changes();
         let w = write_lead(ctx, move |c, w| store::create(c, w, &changes)).await?;
-        Ok(CreateLeadPayload { lead: Lead(w.lead), created: true, duplicate_of: None, matched_by: None })
+        Ok(CreateLeadPayload {
+            lead: Lead(w.lead),
+            created: true,
+            duplicate_of: None,
+            matched_by: None,
+        })
     }
 
     /// Creates many leads in one transaction. Invalid inputs are reported per item and store
@@ -66,8 +75,13 @@ impl LeadsMutation {
             .db
             .write(move |c| {
                 let now = crate::time::now();
-                let built: Vec<AppResult<_>> = changes.iter().map(|ch| store::build(&wctx, ch, now)).collect();
-                if all_or_nothing && let Some((i, Err(e))) = built.iter().enumerate().find(|(_, b)| b.is_err()) {
+                let built: Vec<AppResult<_>> = changes
+                    .iter()
+                    .map(|ch| store::build(&wctx, ch, now))
+                    .collect();
+                if all_or_nothing
+                    && let Some((i, Err(e))) = built.iter().enumerate().find(|(_, b)| b.is_err())
+                {
                     return Err(AppError::validation(
                         format!("inputs[{i}]"),
                         format!("{e} (allOrNothing: nothing was stored)"),
@@ -84,7 +98,12 @@ impl LeadsMutation {
             })
             .await
             .gql()?;
-        let mut payload = BulkCreatePayload { created: 0, merged: 0, failed: 0, results: Vec::new() };
+        let mut payload = BulkCreatePayload {
+            created: 0,
+            merged: 0,
+            failed: 0,
+            results: Vec::new(),
+        };
         for (i, r) in outcome.into_iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
             match r {
@@ -135,12 +154,20 @@ impl LeadsMutation {
         expected_version: Option<i32>,
     ) -> async_graphql::Result<Lead> {
         let changes = patch.into_changes();
-        let w = write_lead(ctx, move |c, w| store::update(c, w, &id, &changes, expected_version)).await?;
+        let w = write_lead(ctx, move |c, w| {
+            store::update(c, w, &id, &changes, expected_version)
+        })
+        .await?;
         Ok(Lead(w.lead))
     }
 
     /// Moves a lead to another pipeline status (a shortcut for `updateLead`).
-    async fn set_lead_status(&self, ctx: &Context<'_>, id: ID, status: String) -> async_graphql::Result<Lead> {
+    async fn set_lead_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: String,
+    ) -> async_graphql::Result<Lead> {
         let mut changes = serde_json::Map::new();
         changes.insert("status".into(), status.into());
         let w = write_lead(ctx, move |c, w| store::update(c, w, &id, &changes, None)).await?;
@@ -160,12 +187,21 @@ impl LeadsMutation {
     }
 
     /// Adds a note to a lead's history.
-    async fn add_note(&self, ctx: &Context<'_>, lead_id: ID, text: String) -> async_graphql::Result<LeadEvent> {
+    async fn add_note(
+        &self,
+        ctx: &Context<'_>,
+        lead_id: ID,
+        text: String,
+    ) -> async_graphql::Result<LeadEvent> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
         let state = state(ctx);
         let wctx = state.write_ctx(&caller.name);
-        let event = state.db.write(move |c| store::add_note(c, &wctx, &lead_id, &text)).await.gql()?;
+        let event = state
+            .db
+            .write(move |c| store::add_note(c, &wctx, &lead_id, &text))
+            .await
+            .gql()?;
         Ok(LeadEvent(event))
     }
 
@@ -182,7 +218,16 @@ impl LeadsMutation {
         let wctx = state.write_ctx(&caller.name);
         let (enrichment, written) = state
             .db
-            .write(move |c| store::add_enrichment(c, &wctx, &lead_id, &input.provider, &input.data.0, input.confidence))
+            .write(move |c| {
+                store::add_enrichment(
+                    c,
+                    &wctx,
+                    &lead_id,
+                    &input.provider,
+                    &input.data.0,
+                    input.confidence,
+                )
+            })
             .await
             .gql()?;
         if let Some(w) = written {

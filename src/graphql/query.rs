@@ -22,7 +22,12 @@ impl LeadsQuery {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);
         let id = id.to_string();
-        Ok(state.db.run(move |c| crate::leads::store::find(c, &id)).await.gql()?.map(Lead))
+        Ok(state
+            .db
+            .run(move |c| crate::leads::store::find(c, &id))
+            .await
+            .gql()?
+            .map(Lead))
     }
 
     /// Leads matching a filter and an optional full-text search, in pages (Relay connection).
@@ -39,27 +44,53 @@ impl LeadsQuery {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);
         let filter = filter.unwrap_or_default().into_filter(search);
-        let order: Vec<Order> = order_by.unwrap_or_default().into_iter().map(Order::from).collect();
+        let order: Vec<Order> = order_by
+            .unwrap_or_default()
+            .into_iter()
+            .map(Order::from)
+            .collect();
         if order.len() > 4 {
-            return Err(crate::error::AppError::validation("orderBy", "at most 4 keys")).gql();
+            return Err(crate::error::AppError::validation(
+                "orderBy",
+                "at most 4 keys",
+            ))
+            .gql();
         }
         let f = filter.clone();
         let page_order = order.clone();
         let page = state
             .db
-            .run(move |c| query::list(c, &f, &page_order, i64::from(first.unwrap_or(50)), after.as_deref()))
+            .run(move |c| {
+                query::list(
+                    c,
+                    &f,
+                    &page_order,
+                    i64::from(first.unwrap_or(50)),
+                    after.as_deref(),
+                )
+            })
             .await
             .gql()?;
-        let order = if order.is_empty() { query::DEFAULT_ORDER.to_vec() } else { order };
+        let order = if order.is_empty() {
+            query::DEFAULT_ORDER.to_vec()
+        } else {
+            order
+        };
         let edges: Vec<LeadEdge> = page
             .rows
             .into_iter()
-            .map(|row| LeadEdge { cursor: query::encode_cursor(&order, &row), node: Lead(row.lead) })
+            .map(|row| LeadEdge {
+                cursor: query::encode_cursor(&order, &row),
+                node: Lead(row.lead),
+            })
             .collect();
         let end_cursor = edges.last().map(|e| e.cursor.clone());
         Ok(LeadConnection {
             edges,
-            page_info: PageInfo { has_next_page: page.has_next, end_cursor },
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                end_cursor,
+            },
             filter,
         })
     }
@@ -72,10 +103,21 @@ impl LeadsQuery {
         #[graphql(default_with = "Some(100)")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Lead>> {
         caller(ctx)?.require(Role::Read).gql()?;
-        let filter = query::LeadFilter { status: Some(vec![status]), ..Default::default() };
+        let filter = query::LeadFilter {
+            status: Some(vec![status]),
+            ..Default::default()
+        };
         let page = state(ctx)
             .db
-            .run(move |c| query::list(c, &filter, query::DEFAULT_ORDER, i64::from(first.unwrap_or(100)), None))
+            .run(move |c| {
+                query::list(
+                    c,
+                    &filter,
+                    query::DEFAULT_ORDER,
+                    i64::from(first.unwrap_or(100)),
+                    None,
+                )
+            })
             .await
             .gql()?;
         Ok(page.rows.into_iter().map(|r| Lead(r.lead)).collect())
@@ -142,13 +184,17 @@ impl LeadsQuery {
         let rows: Vec<models::SyncConflict> = state(ctx)
             .db
             .run(move |c| {
-                let q = sync_conflicts::table.select(models::SyncConflict::as_select()).into_boxed();
+                let q = sync_conflicts::table
+                    .select(models::SyncConflict::as_select())
+                    .into_boxed();
                 let q = if open.unwrap_or(true) {
                     q.filter(sync_conflicts::resolved_at.is_null())
                 } else {
                     q.filter(sync_conflicts::resolved_at.is_not_null())
                 };
-                Ok(q.order(sync_conflicts::id.desc()).limit(query::MAX_FIRST).load(c)?)
+                Ok(q.order(sync_conflicts::id.desc())
+                    .limit(query::MAX_FIRST)
+                    .load(c)?)
             })
             .await
             .gql()?;
@@ -156,7 +202,11 @@ impl LeadsQuery {
     }
 
     /// Local changes waiting for Airtable, oldest first (at most 1000).
-    async fn outbox(&self, ctx: &Context<'_>, #[graphql(name = "state")] state_filter: Option<OutboxState>) -> async_graphql::Result<Vec<OutboxEntry>> {
+    async fn outbox(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "state")] state_filter: Option<OutboxState>,
+    ) -> async_graphql::Result<Vec<OutboxEntry>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let wanted = state_filter.map(|s| s.as_str());
         let rows = state(ctx)

@@ -179,7 +179,10 @@ impl Lead {
     }
     /// Local fields changed and not yet pushed to Airtable.
     async fn pending_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
-        let row = ctx.data_unchecked::<DataLoader<OutboxLoader>>().load_one(self.0.id.clone()).await?;
+        let row = ctx
+            .data_unchecked::<DataLoader<OutboxLoader>>()
+            .load_one(self.0.id.clone())
+            .await?;
         Ok(crate::leads::outbox::pending_fields(row.as_ref()))
     }
     /// History of the lead, newest first.
@@ -188,18 +191,37 @@ impl Lead {
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(100)")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<LeadEvent>> {
-        let first = crate::leads::query::check_first(i64::from(first.unwrap_or(100))).gql()? as usize;
-        let events = ctx.data_unchecked::<DataLoader<EventsLoader>>().load_one(self.0.id.clone()).await?;
-        Ok(events.unwrap_or_default().into_iter().take(first).map(LeadEvent).collect())
+        let first =
+            crate::leads::query::check_first(i64::from(first.unwrap_or(100))).gql()? as usize;
+        let events = ctx
+            .data_unchecked::<DataLoader<EventsLoader>>()
+            .load_one(self.0.id.clone())
+            .await?;
+        Ok(events
+            .unwrap_or_default()
+            .into_iter()
+            .take(first)
+            .map(LeadEvent)
+            .collect())
     }
     /// Enrichment data, newest first.
     async fn enrichments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Enrichment>> {
-        let rows = ctx.data_unchecked::<DataLoader<EnrichmentsLoader>>().load_one(self.0.id.clone()).await?;
-        Ok(rows.unwrap_or_default().into_iter().map(Enrichment).collect())
+        let rows = ctx
+            .data_unchecked::<DataLoader<EnrichmentsLoader>>()
+            .load_one(self.0.id.clone())
+            .await?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Enrichment)
+            .collect())
     }
     /// Campaigns this lead is part of.
     async fn campaigns(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CampaignMembership>> {
-        let rows = ctx.data_unchecked::<DataLoader<CampaignsLoader>>().load_one(self.0.id.clone()).await?;
+        let rows = ctx
+            .data_unchecked::<DataLoader<CampaignsLoader>>()
+            .load_one(self.0.id.clone())
+            .await?;
         Ok(rows.unwrap_or_default())
     }
 }
@@ -312,7 +334,11 @@ impl LeadConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let state = ctx.data_unchecked::<crate::state::AppState>();
         let filter = self.filter.clone();
-        state.db.run(move |c| crate::leads::query::count(c, &filter)).await.gql()
+        state
+            .db
+            .run(move |c| crate::leads::query::count(c, &filter))
+            .await
+            .gql()
     }
 }
 
@@ -633,6 +659,10 @@ impl From<models::OutboxRow> for OutboxEntry {
 async fn load_lead(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Lead>> {
     let state = ctx.data_unchecked::<crate::state::AppState>();
     let id = id.to_string();
-    let lead = state.db.run(move |c| crate::leads::store::find(c, &id)).await.gql()?;
+    let lead = state
+        .db
+        .run(move |c| crate::leads::store::find(c, &id))
+        .await
+        .gql()?;
     Ok(lead.map(Lead))
 }

@@ -74,7 +74,10 @@ pub fn get(lead: &Lead, field: &str) -> Option<Value> {
         "company_size" => text(&lead.company_size),
         "status" => Value::String(lead.status.clone()),
         "source" => text(&lead.source),
-        "score" => lead.score.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        "score" => lead
+            .score
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
         "verified" => Value::Bool(lead.verified),
         "enriched" => Value::Bool(lead.enriched),
         "needs_enrichment" => Value::Bool(lead.needs_enrichment),
@@ -87,7 +90,10 @@ pub fn get(lead: &Lead, field: &str) -> Option<Value> {
 
 /// All synced fields of `lead` as a JSON object.
 pub fn snapshot(lead: &Lead) -> serde_json::Map<String, Value> {
-    SYNCED.iter().filter_map(|f| get(lead, f).map(|v| (f.to_string(), v))).collect()
+    SYNCED
+        .iter()
+        .filter_map(|f| get(lead, f).map(|v| (f.to_string(), v)))
+        .collect()
 }
 
 fn as_text(field: &str, v: &Value) -> Result<Option<String>, AppError> {
@@ -116,8 +122,8 @@ fn as_time(field: &str, v: &Value) -> Result<Option<chrono::NaiveDateTime>, AppE
 pub fn set(lead: &mut Lead, field: &str, v: &Value) -> Result<(), AppError> {
     match field {
         "full_name" => {
-            lead.full_name =
-                as_text(field, v)?.ok_or_else(|| AppError::validation(field, "must not be empty"))?
+            lead.full_name = as_text(field, v)?
+                .ok_or_else(|| AppError::validation(field, "must not be empty"))?
         }
         "email" => lead.email = as_text(field, v)?,
         "company" => lead.company = as_text(field, v)?,
@@ -140,7 +146,9 @@ pub fn set(lead: &mut Lead, field: &str, v: &Value) -> Result<(), AppError> {
                         .parse::<f64>()
                         .ok()
                         .filter(|x| x.is_finite())
-                        .ok_or_else(|| AppError::validation(field, format!("{s:?} is not a number")))?,
+                        .ok_or_else(|| {
+                            AppError::validation(field, format!("{s:?} is not a number"))
+                        })?,
                 ),
                 _ => return Err(AppError::validation(field, "expected a number")),
             }
@@ -149,7 +157,10 @@ pub fn set(lead: &mut Lead, field: &str, v: &Value) -> Result<(), AppError> {
             let b = match v {
                 Value::Null => false,
                 Value::Bool(b) => *b,
-                Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1" | "x"),
+                Value::String(s) => matches!(
+                    s.trim().to_ascii_lowercase().as_str(),
+                    "true" | "yes" | "1" | "x"
+                ),
                 Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
                 _ => return Err(AppError::validation(field, "expected true or false")),
             };
@@ -180,7 +191,10 @@ pub fn created(lead: &Lead) -> serde_json::Map<String, Value> {
     }
     if lead.extra != "{}" {
         let v: Value = serde_json::from_str(&lead.extra).unwrap_or(Value::Null);
-        changes.insert("extra".to_string(), Value::Array(vec![Value::Object(Default::default()), v]));
+        changes.insert(
+            "extra".to_string(),
+            Value::Array(vec![Value::Object(Default::default()), v]),
+        );
     }
     changes
 }
@@ -191,7 +205,10 @@ pub fn diff(old: &Lead, new: &Lead) -> serde_json::Map<String, Value> {
     for f in SYNCED {
         let (a, b) = (get(old, f), get(new, f));
         if a != b {
-            changes.insert(f.to_string(), Value::Array(vec![a.unwrap_or(Value::Null), b.unwrap_or(Value::Null)]));
+            changes.insert(
+                f.to_string(),
+                Value::Array(vec![a.unwrap_or(Value::Null), b.unwrap_or(Value::Null)]),
+            );
         }
     }
     if old.extra != new.extra {

@@ -63,7 +63,15 @@ pub fn record_change(
     {
         let mut only = Map::new();
         only.insert("status".into(), status);
-        record(conn, lead_id, self::kind::STATUS_CHANGED, actor, &only, None, at)?;
+        record(
+            conn,
+            lead_id,
+            self::kind::STATUS_CHANGED,
+            actor,
+            &only,
+            None,
+            at,
+        )?;
     }
     if !changes.is_empty() || kind == self::kind::CREATED {
         record(conn, lead_id, kind, actor, &changes, None, at)?;
@@ -79,7 +87,11 @@ pub fn for_leads(
 ) -> Result<Vec<LeadEvent>, AppError> {
     let rows: Vec<LeadEvent> = lead_events::table
         .filter(lead_events::lead_id.eq_any(ids))
-        .order((lead_events::lead_id, lead_events::at.desc(), lead_events::id.desc()))
+        .order((
+            lead_events::lead_id,
+            lead_events::at.desc(),
+            lead_events::id.desc(),
+        ))
         .select(LeadEvent::as_select())
         .load(conn)?;
     // Keep `per_lead` of each lead (rows are grouped by lead, newest first).

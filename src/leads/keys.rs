@@ -12,9 +12,41 @@ use deunicode::deunicode;
 
 /// Legal-form words dropped from the end of a company name.
 const COMPANY_SUFFIXES: &[&str] = &[
-    "inc", "incorporated", "llc", "ltd", "limited", "gmbh", "sa", "sas", "sarl", "ag", "bv", "nv", "plc", "corp",
-    "corporation", "co", "company", "srl", "spa", "oy", "ab", "as", "aps", "pty", "kg", "lp", "llp", "pte", "kk",
-    "se", "sl", "sro", "oü", "ou", "group",
+    "inc",
+    "incorporated",
+    "llc",
+    "ltd",
+    "limited",
+    "gmbh",
+    "sa",
+    "sas",
+    "sarl",
+    "ag",
+    "bv",
+    "nv",
+    "plc",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "srl",
+    "spa",
+    "oy",
+    "ab",
+    "as",
+    "aps",
+    "pty",
+    "kg",
+    "lp",
+    "llp",
+    "pte",
+    "kk",
+    "se",
+    "sl",
+    "sro",
+    "oü",
+    "ou",
+    "group",
 ];
 
 /// Lower case, accents folded to ASCII, anything but letters and digits turned into single spaces.
@@ -51,7 +83,11 @@ pub fn email_key(email: &str) -> Option<String> {
 /// `in/<slug>` (or `company/<slug>`, `pub/<slug>`) of a LinkedIn URL; `None` for anything else.
 pub fn linkedin_key(raw: &str) -> Option<String> {
     let raw = raw.trim();
-    let with_scheme = if raw.contains("://") { raw.to_string() } else { format!("https://{raw}") };
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
     let url = url::Url::parse(&with_scheme).ok()?;
     let host = url.host_str()?.to_ascii_lowercase();
     if host != "linkedin.com" && !host.ends_with(".linkedin.com") {
@@ -70,7 +106,13 @@ pub fn linkedin_key(raw: &str) -> Option<String> {
 fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(s.as_bytes())
         .next()
-        .map(|(k, v)| if v.is_empty() { k.into_owned() } else { format!("{k}={v}") })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .unwrap_or_default()
 }
 
@@ -83,7 +125,12 @@ pub struct Keys {
     pub name_company: Option<String>,
 }
 
-pub fn keys(full_name: &str, email: Option<&str>, linkedin: Option<&str>, company: Option<&str>) -> Keys {
+pub fn keys(
+    full_name: &str,
+    email: Option<&str>,
+    linkedin: Option<&str>,
+    company: Option<&str>,
+) -> Keys {
     let company_key = company.and_then(normalize_company);
     let name_company = match (normalize_name(full_name), &company_key) {
         (Some(n), Some(c)) => Some(format!("{n}|{c}")),
@@ -99,7 +146,12 @@ pub fn keys(full_name: &str, email: Option<&str>, linkedin: Option<&str>, compan
 
 /// Recomputes the stored keys of a lead after its fields changed.
 pub fn apply(lead: &mut crate::db::models::Lead) {
-    let k = keys(&lead.full_name, lead.email.as_deref(), lead.linkedin_url.as_deref(), lead.company.as_deref());
+    let k = keys(
+        &lead.full_name,
+        lead.email.as_deref(),
+        lead.linkedin_url.as_deref(),
+        lead.company.as_deref(),
+    );
     lead.email_key = k.email;
     lead.linkedin_key = k.linkedin;
     lead.company_key = k.company;
@@ -128,15 +180,28 @@ mod tests {
     fn companies_lose_case_accents_punctuation_and_suffixes() {
         assert_eq!(normalize_company("ACME, Inc.").as_deref(), Some("acme"));
         assert_eq!(normalize_company("Müller GmbH").as_deref(), Some("muller"));
-        assert_eq!(normalize_company("Big Data Co. Ltd").as_deref(), Some("big data"));
-        assert_eq!(normalize_company("Inc").as_deref(), Some("inc"), "a name made only of a suffix stays");
+        assert_eq!(
+            normalize_company("Big Data Co. Ltd").as_deref(),
+            Some("big data")
+        );
+        assert_eq!(
+            normalize_company("Inc").as_deref(),
+            Some("inc"),
+            "a name made only of a suffix stays"
+        );
         assert_eq!(normalize_company(" ... "), None);
     }
 
     #[test]
     fn names_and_emails() {
-        assert_eq!(normalize_name("  José  O'Brien ").as_deref(), Some("jose o brien"));
-        assert_eq!(email_key("  Jane@Example.COM ").as_deref(), Some("jane@example.com"));
+        assert_eq!(
+            normalize_name("  José  O'Brien ").as_deref(),
+            Some("jose o brien")
+        );
+        assert_eq!(
+            email_key("  Jane@Example.COM ").as_deref(),
+            Some("jane@example.com")
+        );
         let k = keys("Jane Doe", None, None, Some("Acme Ltd"));
         assert_eq!(k.name_company.as_deref(), Some("jane doe|acme"));
     }

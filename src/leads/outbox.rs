@@ -61,8 +61,11 @@ pub fn record(
     fields: &[String],
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    let existing: Option<OutboxRow> =
-        outbox::table.find(lead_id).select(OutboxRow::as_select()).first(conn).optional()?;
+    let existing: Option<OutboxRow> = outbox::table
+        .find(lead_id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?;
     let Some(mut row) = existing else {
         let row = OutboxRow {
             lead_id: lead_id.to_string(),
@@ -76,7 +79,9 @@ pub fn record(
             created_at: now,
             updated_at: now,
         };
-        diesel::insert_into(outbox::table).values(&row).execute(conn)?;
+        diesel::insert_into(outbox::table)
+            .values(&row)
+            .execute(conn)?;
         return Ok(());
     };
     let queued = Op::parse(&row.operation).unwrap_or(Op::Update);
@@ -100,16 +105,26 @@ pub fn record(
     row.last_error = None;
     row.state = state::PENDING.to_string();
     row.updated_at = now;
-    diesel::update(outbox::table.find(lead_id)).set(&row).execute(conn)?;
+    diesel::update(outbox::table.find(lead_id))
+        .set(&row)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn get(conn: &mut SqliteConnection, lead_id: &str) -> Result<Option<OutboxRow>, AppError> {
-    Ok(outbox::table.find(lead_id).select(OutboxRow::as_select()).first(conn).optional()?)
+    Ok(outbox::table
+        .find(lead_id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Outbox rows, optionally of one state, oldest first.
-pub fn list(conn: &mut SqliteConnection, state: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+pub fn list(
+    conn: &mut SqliteConnection,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, AppError> {
     let mut q = outbox::table.select(OutboxRow::as_select()).into_boxed();
     if let Some(s) = state {
         q = q.filter(outbox::state.eq(s.to_string()));
@@ -128,7 +143,11 @@ pub fn counts(conn: &mut SqliteConnection) -> Result<(i64, i64, i64), AppError> 
 }
 
 /// Makes failed and dead rows (of one lead, or all) due again. Returns how many.
-pub fn retry(conn: &mut SqliteConnection, lead_id: Option<&str>, now: NaiveDateTime) -> Result<usize, AppError> {
+pub fn retry(
+    conn: &mut SqliteConnection,
+    lead_id: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<usize, AppError> {
     let mut q = diesel::update(outbox::table)
         .filter(outbox::state.ne(state::PENDING))
         .into_boxed();
@@ -145,5 +164,6 @@ pub fn retry(conn: &mut SqliteConnection, lead_id: Option<&str>, now: NaiveDateT
 
 /// The changed fields of a lead's queued row (empty when nothing is queued).
 pub fn pending_fields(row: Option<&OutboxRow>) -> Vec<String> {
-    row.and_then(|r| serde_json::from_str(&r.fields).ok()).unwrap_or_default()
+    row.and_then(|r| serde_json::from_str(&r.fields).ok())
+        .unwrap_or_default()
 }

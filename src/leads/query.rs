@@ -66,7 +66,10 @@ pub struct Order {
 }
 
 /// The default ordering: most recently updated first.
-pub const DEFAULT_ORDER: &[Order] = &[Order { key: OrderKey::UpdatedAt, dir: Direction::Desc }];
+pub const DEFAULT_ORDER: &[Order] = &[Order {
+    key: OrderKey::UpdatedAt,
+    dir: Direction::Desc,
+}];
 
 /// Sort values of the last row of a page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +90,10 @@ struct Cursor {
 }
 
 fn invalid_cursor() -> AppError {
-    AppError::validation("after", "invalid cursor: pass a cursor returned by the same query")
+    AppError::validation(
+        "after",
+        "invalid cursor: pass a cursor returned by the same query",
+    )
 }
 
 fn sort_value(row: &LeadRow, key: OrderKey) -> SortValue {
@@ -110,7 +116,11 @@ fn ts(t: NaiveDateTime) -> String {
 }
 
 pub fn encode_cursor(order: &[Order], row: &LeadRow) -> String {
-    let c = Cursor { o: order.to_vec(), v: order.iter().map(|o| sort_value(row, o.key)).collect(), r: row.rid };
+    let c = Cursor {
+        o: order.to_vec(),
+        v: order.iter().map(|o| sort_value(row, o.key)).collect(),
+        r: row.rid,
+    };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
 }
 
@@ -118,7 +128,9 @@ fn decode_cursor(s: &str, order: &[Order]) -> Result<Cursor, AppError> {
     if s.len() > 4096 {
         return Err(invalid_cursor());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| invalid_cursor())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s.trim())
+        .map_err(|_| invalid_cursor())?;
     let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
     if c.o != order || c.v.len() != order.len() {
         return Err(invalid_cursor());
@@ -236,16 +248,20 @@ pub fn filter_cond(f: &LeadFilter) -> Result<BoxedCond, AppError> {
         and!(leads::updated_at.lt(t));
     }
     if let Some(id) = &f.campaign_id {
-        and!(sql::<Bool>("leads.id IN (SELECT lead_id FROM campaign_leads WHERE campaign_id = ")
-            .bind::<Text, _>(id.clone())
-            .sql(")"));
+        and!(
+            sql::<Bool>("leads.id IN (SELECT lead_id FROM campaign_leads WHERE campaign_id = ")
+                .bind::<Text, _>(id.clone())
+                .sql(")")
+        );
     }
     if let Some(q) = &f.search {
         let fts = crate::leads::search::fts_query(q)?;
         match fts {
-            Some(fts) => and!(sql::<Bool>("leads.rid IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ")
-                .bind::<Text, _>(fts)
-                .sql(")")),
+            Some(fts) => and!(
+                sql::<Bool>("leads.rid IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ")
+                    .bind::<Text, _>(fts)
+                    .sql(")")
+            ),
             None => and!(sql::<Bool>("1 = 0")),
         }
     }
@@ -264,7 +280,9 @@ pub fn check_first(first: i64) -> Result<i64, AppError> {
         return Err(AppError::validation("first", "must not be negative"));
     }
     if first > MAX_FIRST {
-        return Err(AppError::Limit(format!("first is capped at {MAX_FIRST}; ask for fewer and page with after")));
+        return Err(AppError::Limit(format!(
+            "first is capped at {MAX_FIRST}; ask for fewer and page with after"
+        )));
     }
     Ok(first)
 }
@@ -277,8 +295,15 @@ pub fn list(
     after: Option<&str>,
 ) -> Result<Page, AppError> {
     let first = check_first(first)?;
-    let order = if order.is_empty() { DEFAULT_ORDER } else { order };
-    let mut q = leads::table.select(LeadRow::as_select()).filter(filter_cond(filter)?).into_boxed();
+    let order = if order.is_empty() {
+        DEFAULT_ORDER
+    } else {
+        order
+    };
+    let mut q = leads::table
+        .select(LeadRow::as_select())
+        .filter(filter_cond(filter)?)
+        .into_boxed();
     if let Some(after) = after {
         let c = decode_cursor(after, order)?;
         q = q.filter(after_cursor(order, &c));
@@ -301,5 +326,8 @@ pub fn list(
 }
 
 pub fn count(conn: &mut SqliteConnection, filter: &LeadFilter) -> Result<i64, AppError> {
-    Ok(leads::table.filter(filter_cond(filter)?).count().get_result(conn)?)
+    Ok(leads::table
+        .filter(filter_cond(filter)?)
+        .count()
+        .get_result(conn)?)
 }

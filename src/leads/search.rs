@@ -21,7 +21,10 @@ pub const MAX_TERMS: usize = 12;
 /// The FTS5 query for user text, or `None` when it holds no searchable word.
 pub fn fts_query(input: &str) -> Result<Option<String>, AppError> {
     if input.chars().count() > MAX_QUERY_CHARS {
-        return Err(AppError::validation("query", format!("is longer than {MAX_QUERY_CHARS} characters")));
+        return Err(AppError::validation(
+            "query",
+            format!("is longer than {MAX_QUERY_CHARS} characters"),
+        ));
     }
     let terms: Vec<String> = input
         .split(|c: char| !c.is_alphanumeric())
@@ -29,7 +32,11 @@ pub fn fts_query(input: &str) -> Result<Option<String>, AppError> {
         .take(MAX_TERMS)
         .map(|w| format!("\"{}\"*", w.to_lowercase()))
         .collect();
-    Ok(if terms.is_empty() { None } else { Some(terms.join(" ")) })
+    Ok(if terms.is_empty() {
+        None
+    } else {
+        Some(terms.join(" "))
+    })
 }
 
 #[derive(QueryableByName)]
@@ -69,7 +76,10 @@ mod tests {
     #[test]
     fn user_text_is_never_fts_syntax() {
         assert_eq!(fts_query("acme").unwrap().as_deref(), Some("\"acme\"*"));
-        assert_eq!(fts_query("Jane \"Doe\" NEAR(x) OR *").unwrap().as_deref(), Some("\"jane\"* \"doe\"* \"near\"* \"x\"* \"or\"*"));
+        assert_eq!(
+            fts_query("Jane \"Doe\" NEAR(x) OR *").unwrap().as_deref(),
+            Some("\"jane\"* \"doe\"* \"near\"* \"x\"* \"or\"*")
+        );
         assert_eq!(fts_query("((( ''' ***").unwrap(), None);
         assert!(fts_query(&"a".repeat(300)).is_err());
     }

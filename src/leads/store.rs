@@ -26,7 +26,11 @@ pub struct WriteCtx {
 
 impl WriteCtx {
     fn pending_state(&self) -> &'static str {
-        if self.sync_enabled { "pending" } else { "local" }
+        if self.sync_enabled {
+            "pending"
+        } else {
+            "local"
+        }
     }
 }
 
@@ -110,7 +114,11 @@ pub fn new_id() -> String {
 }
 
 /// Builds (does not store) a lead from validated `changes`. `full_name` is required.
-pub fn build(ctx: &WriteCtx, changes: &Map<String, Value>, now: NaiveDateTime) -> Result<Lead, AppError> {
+pub fn build(
+    ctx: &WriteCtx,
+    changes: &Map<String, Value>,
+    now: NaiveDateTime,
+) -> Result<Lead, AppError> {
     if !changes.contains_key("full_name") {
         return Err(AppError::validation("full_name", "is required"));
     }
@@ -131,7 +139,10 @@ fn outbox_fields(changes: &Map<String, Value>) -> Vec<String> {
                 _ => continue,
             };
             let empty = Map::new();
-            let (old, new) = (old.as_object().unwrap_or(&empty), new.as_object().unwrap_or(&empty));
+            let (old, new) = (
+                old.as_object().unwrap_or(&empty),
+                new.as_object().unwrap_or(&empty),
+            );
             for k in old.keys().chain(new.keys()) {
                 let name = format!("extra.{k}");
                 if old.get(k) != new.get(k) && !out.contains(&name) {
@@ -146,17 +157,38 @@ fn outbox_fields(changes: &Map<String, Value>) -> Vec<String> {
 }
 
 /// Stores a lead built by [`build`], with its `created` event and outbox row.
-pub fn insert(conn: &mut SqliteConnection, ctx: &WriteCtx, lead: Lead) -> Result<Written, AppError> {
-    diesel::insert_into(leads::table).values(&lead).execute(conn)?;
+pub fn insert(
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    lead: Lead,
+) -> Result<Written, AppError> {
+    diesel::insert_into(leads::table)
+        .values(&lead)
+        .execute(conn)?;
     let changes = fields::created(&lead);
-    history::record_change(conn, &lead.id, kind::CREATED, &ctx.actor, changes.clone(), lead.created_at)?;
+    history::record_change(
+        conn,
+        &lead.id,
+        kind::CREATED,
+        &ctx.actor,
+        changes.clone(),
+        lead.created_at,
+    )?;
     let changed = outbox_fields(&changes);
     outbox::record(conn, &lead.id, Op::Create, &changed, lead.created_at)?;
-    Ok(Written { lead, kind: ChangeKind::Created, changed_fields: changed })
+    Ok(Written {
+        lead,
+        kind: ChangeKind::Created,
+        changed_fields: changed,
+    })
 }
 
 /// Validates and stores a new lead.
-pub fn create(conn: &mut SqliteConnection, ctx: &WriteCtx, changes: &Map<String, Value>) -> Result<Written, AppError> {
+pub fn create(
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    changes: &Map<String, Value>,
+) -> Result<Written, AppError> {
     let lead = build(ctx, changes, crate::time::now())?;
     insert(conn, ctx, lead)
 }
@@ -181,22 +213,35 @@ pub fn save_change(
     if new.sync_state != "conflict" {
         new.sync_state = ctx.pending_state().into();
     }
-    let n = diesel::update(leads::table.filter(leads::id.eq(&old.id)).filter(leads::version.eq(old.version)))
-        .set(&new)
-        .execute(conn)?;
+    let n = diesel::update(
+        leads::table
+            .filter(leads::id.eq(&old.id))
+            .filter(leads::version.eq(old.version)),
+    )
+    .set(&new)
+    .execute(conn)?;
     if n != 1 {
-        return Err(AppError::Conflict(format!("lead {} changed meanwhile; read it again", old.id)));
+        return Err(AppError::Conflict(format!(
+            "lead {} changed meanwhile; read it again",
+            old.id
+        )));
     }
     let changed = outbox_fields(&changes);
     history::record_change(conn, &new.id, event_kind, &ctx.actor, changes, now)?;
     outbox::record(conn, &new.id, Op::Update, &changed, now)?;
-    Ok(Some(Written { lead: new, kind: ChangeKind::Updated, changed_fields: changed }))
+    Ok(Some(Written {
+        lead: new,
+        kind: ChangeKind::Updated,
+        changed_fields: changed,
+    }))
 }
 
 fn live(conn: &mut SqliteConnection, id: &str) -> Result<Lead, AppError> {
     let lead = get(conn, id)?;
     if lead.deleted_at.is_some() {
-        return Err(AppError::Conflict(format!("lead {id} is deleted; restore it first")));
+        return Err(AppError::Conflict(format!(
+            "lead {id} is deleted; restore it first"
+        )));
     }
     Ok(lead)
 }
@@ -220,8 +265,13 @@ pub fn update(
     }
     let mut new = old.clone();
     validate::apply(&mut new, patch, &ctx.statuses)?;
-    Ok(save_change(conn, ctx, &old, new, kind::UPDATED)?
-        .unwrap_or(Written { lead: old, kind: ChangeKind::Updated, changed_fields: vec![] }))
+    Ok(
+        save_change(conn, ctx, &old, new, kind::UPDATED)?.unwrap_or(Written {
+            lead: old,
+            kind: ChangeKind::Updated,
+            changed_fields: vec![],
+        }),
+    )
 }
 
 /// Soft delete.
@@ -233,10 +283,24 @@ pub fn delete(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<W
     new.updated_at = now;
     new.version += 1;
     new.sync_state = ctx.pending_state().into();
-    diesel::update(leads::table.filter(leads::id.eq(&old.id))).set(&new).execute(conn)?;
-    history::record(conn, &new.id, kind::DELETED, &ctx.actor, &Map::new(), None, now)?;
+    diesel::update(leads::table.filter(leads::id.eq(&old.id)))
+        .set(&new)
+        .execute(conn)?;
+    history::record(
+        conn,
+        &new.id,
+        kind::DELETED,
+        &ctx.actor,
+        &Map::new(),
+        None,
+        now,
+    )?;
     outbox::record(conn, &new.id, Op::Delete, &[], now)?;
-    Ok(Written { lead: new, kind: ChangeKind::Deleted, changed_fields: vec![] })
+    Ok(Written {
+        lead: new,
+        kind: ChangeKind::Deleted,
+        changed_fields: vec![],
+    })
 }
 
 /// Undoes a soft delete; Airtable gets the lead back (recreated if its record is gone).
@@ -251,19 +315,50 @@ pub fn restore(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<
     new.updated_at = now;
     new.version += 1;
     new.sync_state = ctx.pending_state().into();
-    diesel::update(leads::table.filter(leads::id.eq(&old.id))).set(&new).execute(conn)?;
-    history::record(conn, &new.id, kind::RESTORED, &ctx.actor, &Map::new(), None, now)?;
+    diesel::update(leads::table.filter(leads::id.eq(&old.id)))
+        .set(&new)
+        .execute(conn)?;
+    history::record(
+        conn,
+        &new.id,
+        kind::RESTORED,
+        &ctx.actor,
+        &Map::new(),
+        None,
+        now,
+    )?;
     let all: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
-    let op = if new.airtable_id.is_some() { Op::Update } else { Op::Create };
+    let op = if new.airtable_id.is_some() {
+        Op::Update
+    } else {
+        Op::Create
+    };
     outbox::record(conn, &new.id, op, &all, now)?;
-    Ok(Written { lead: new, kind: ChangeKind::Created, changed_fields: all })
+    Ok(Written {
+        lead: new,
+        kind: ChangeKind::Created,
+        changed_fields: all,
+    })
 }
 
 /// Adds a note to a lead's history (notes stay local: Airtable has no field for them).
-pub fn add_note(conn: &mut SqliteConnection, ctx: &WriteCtx, lead_id: &str, text: &str) -> Result<LeadEvent, AppError> {
+pub fn add_note(
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    lead_id: &str,
+    text: &str,
+) -> Result<LeadEvent, AppError> {
     let text = validate::note(text)?;
     let lead = get(conn, lead_id)?;
-    history::record(conn, &lead.id, kind::NOTE, &ctx.actor, &Map::new(), Some(text), crate::time::now())
+    history::record(
+        conn,
+        &lead.id,
+        kind::NOTE,
+        &ctx.actor,
+        &Map::new(),
+        Some(text),
+        crate::time::now(),
+    )
 }
 
 /// Stores enrichment data and marks the lead enriched.
@@ -277,7 +372,10 @@ pub fn add_enrichment(
 ) -> Result<(Enrichment, Option<Written>), AppError> {
     let provider = provider.trim();
     if provider.is_empty() || provider.len() > 100 {
-        return Err(AppError::validation("provider", "must be 1 to 100 characters"));
+        return Err(AppError::validation(
+            "provider",
+            "must be 1 to 100 characters",
+        ));
     }
     if !data.is_object() {
         return Err(AppError::validation("data", "expected a JSON object"));
@@ -289,11 +387,20 @@ pub fn add_enrichment(
     if let Some(c) = confidence
         && !(0.0..=1.0).contains(&c)
     {
-        return Err(AppError::validation("confidence", "must be between 0 and 1"));
+        return Err(AppError::validation(
+            "confidence",
+            "must be between 0 and 1",
+        ));
     }
     let old = live(conn, lead_id)?;
     let now = crate::time::now();
-    let row = NewEnrichment { lead_id: &old.id, provider, data: encoded, confidence, at: now };
+    let row = NewEnrichment {
+        lead_id: &old.id,
+        provider,
+        data: encoded,
+        confidence,
+        at: now,
+    };
     let enrichment = diesel::insert_into(enrichments::table)
         .values(&row)
         .returning(Enrichment::as_returning())
@@ -304,13 +411,24 @@ pub fn add_enrichment(
     new.needs_enrichment = false;
     let written = save_change(conn, ctx, &old, new, kind::ENRICHED)?;
     if written.is_none() {
-        history::record(conn, &old.id, kind::ENRICHED, &ctx.actor, &Map::new(), Some(provider), now)?;
+        history::record(
+            conn,
+            &old.id,
+            kind::ENRICHED,
+            &ctx.actor,
+            &Map::new(),
+            Some(provider),
+            now,
+        )?;
     }
     Ok((enrichment, written))
 }
 
 /// Enrichments of many leads, newest first.
-pub fn enrichments_for(conn: &mut SqliteConnection, ids: &[String]) -> Result<Vec<Enrichment>, AppError> {
+pub fn enrichments_for(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+) -> Result<Vec<Enrichment>, AppError> {
     Ok(enrichments::table
         .filter(enrichments::lead_id.eq_any(ids))
         .order((enrichments::at.desc(), enrichments::id.desc()))

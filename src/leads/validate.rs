@@ -17,7 +17,11 @@ pub const MAX_EXTRA_BYTES: usize = 64 * 1024;
 pub const MAX_NOTE: usize = 10_000;
 
 /// Applies `changes` to `lead`, validating every value. `statuses` is the accepted set.
-pub fn apply(lead: &mut Lead, changes: &Map<String, Value>, statuses: &[String]) -> Result<(), AppError> {
+pub fn apply(
+    lead: &mut Lead,
+    changes: &Map<String, Value>,
+    statuses: &[String],
+) -> Result<(), AppError> {
     for (field, value) in changes {
         if field == "extra" {
             merge_extra(lead, value)?;
@@ -37,9 +41,19 @@ pub fn apply(lead: &mut Lead, changes: &Map<String, Value>, statuses: &[String])
                 Value::Null => Value::Null,
                 Value::String(s) => match crate::time::parse(s) {
                     Some(t) => Value::String(crate::time::format(t)),
-                    None => return Err(AppError::validation(field, format!("{s:?} is not an RFC 3339 date-time"))),
+                    None => {
+                        return Err(AppError::validation(
+                            field,
+                            format!("{s:?} is not an RFC 3339 date-time"),
+                        ));
+                    }
                 },
-                _ => return Err(AppError::validation(field, "expected an RFC 3339 date-time")),
+                _ => {
+                    return Err(AppError::validation(
+                        field,
+                        "expected an RFC 3339 date-time",
+                    ));
+                }
             },
         };
         fields::set(lead, field, &value)?;
@@ -55,14 +69,24 @@ fn text(field: &str, value: &Value, statuses: &[String]) -> Result<Option<String
     };
     let Some(s) = raw else {
         return match field {
-            "full_name" => Err(AppError::validation(field, "is required and must not be blank")),
+            "full_name" => Err(AppError::validation(
+                field,
+                "is required and must not be blank",
+            )),
             "status" => Err(AppError::validation(field, "must not be blank")),
             _ => Ok(None),
         };
     };
-    let max = if field == "full_name" { MAX_NAME } else { MAX_TEXT };
+    let max = if field == "full_name" {
+        MAX_NAME
+    } else {
+        MAX_TEXT
+    };
     if s.chars().count() > max {
-        return Err(AppError::validation(field, format!("is longer than {max} characters")));
+        return Err(AppError::validation(
+            field,
+            format!("is longer than {max} characters"),
+        ));
     }
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(AppError::validation(field, "contains control characters"));
@@ -76,7 +100,10 @@ fn text(field: &str, value: &Value, statuses: &[String]) -> Result<Option<String
             if !statuses.iter().any(|x| x == s) {
                 return Err(AppError::validation(
                     field,
-                    format!("{s:?} is not one of the configured statuses ({})", statuses.join(", ")),
+                    format!(
+                        "{s:?} is not one of the configured statuses ({})",
+                        statuses.join(", ")
+                    ),
                 ));
             }
             s.to_string()
@@ -91,7 +118,10 @@ fn number(field: &str, value: &Value) -> Result<Value, AppError> {
         Value::Null => Ok(Value::Null),
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.is_finite() && x.abs() <= 1e9 => Ok(value.clone()),
-            _ => Err(AppError::validation(field, "must be a finite number between -1e9 and 1e9")),
+            _ => Err(AppError::validation(
+                field,
+                "must be a finite number between -1e9 and 1e9",
+            )),
         },
         _ => Err(AppError::validation(field, "expected a number")),
     }
@@ -108,7 +138,9 @@ pub fn email(s: &str) -> Result<String, AppError> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
     if local.is_empty() || local.contains('@') || !domain_ok {
         return Err(bad());
     }
@@ -116,12 +148,19 @@ pub fn email(s: &str) -> Result<String, AppError> {
 }
 
 fn parse_web_url(field: &str, s: &str) -> Result<url::Url, AppError> {
-    let with_scheme = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("https://{s}")
+    };
     let url = url::Url::parse(&with_scheme)
         .map_err(|e| AppError::validation(field, format!("{s:?} is not a URL ({e})")))?;
     let host_ok = url.host_str().is_some_and(|h| h.contains('.'));
     if !matches!(url.scheme(), "http" | "https") || !host_ok {
-        return Err(AppError::validation(field, format!("{s:?} is not an http(s) URL with a host")));
+        return Err(AppError::validation(
+            field,
+            format!("{s:?} is not an http(s) URL with a host"),
+        ));
     }
     Ok(url)
 }
@@ -146,10 +185,16 @@ pub fn website(s: &str) -> Result<String, AppError> {
 pub fn phone(s: &str) -> Result<String, AppError> {
     let body = s.split_once(|c| c == 'x' || c == 'X').map_or(s, |(b, _)| b);
     let digits = s.chars().filter(char::is_ascii_digit).count();
-    let chars_ok = body.chars().all(|c| c.is_ascii_digit() || " +()-./".contains(c))
-        && s.chars().all(|c| c.is_ascii_digit() || " +()-./xXet".contains(c));
+    let chars_ok = body
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +()-./".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || " +()-./xXet".contains(c));
     if !chars_ok || !(5..=20).contains(&digits) {
-        return Err(AppError::validation("phone", format!("{s:?} is not a phone number")));
+        return Err(AppError::validation(
+            "phone",
+            format!("{s:?} is not a phone number"),
+        ));
     }
     Ok(s.to_string())
 }
@@ -172,7 +217,10 @@ fn merge_extra(lead: &mut Lead, value: &Value) -> Result<(), AppError> {
     }
     let encoded = serde_json::to_string(&extra)?;
     if encoded.len() > MAX_EXTRA_BYTES {
-        return Err(AppError::validation("extra", format!("is larger than {MAX_EXTRA_BYTES} bytes")));
+        return Err(AppError::validation(
+            "extra",
+            format!("is larger than {MAX_EXTRA_BYTES} bytes"),
+        ));
     }
     lead.extra = encoded;
     Ok(())
@@ -184,7 +232,10 @@ pub fn note(text: &str) -> Result<&str, AppError> {
         return Err(AppError::validation("text", "a note must not be blank"));
     }
     if t.chars().count() > MAX_NOTE {
-        return Err(AppError::validation("text", format!("is longer than {MAX_NOTE} characters")));
+        return Err(AppError::validation(
+            "text",
+            format!("is longer than {MAX_NOTE} characters"),
+        ));
     }
     Ok(t)
 }
@@ -196,7 +247,15 @@ mod tests {
     #[test]
     fn emails() {
         assert!(email("jane@example.com").is_ok());
-        for bad in ["jane", "jane@", "@example.com", "jane@example", "ja ne@example.com", "a@b@c.com", "a@.com"] {
+        for bad in [
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "ja ne@example.com",
+            "a@b@c.com",
+            "a@.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

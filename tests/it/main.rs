@@ -2,8 +2,8 @@
 
 mod support;
 
-mod leads;
-mod schema;
 mod backup;
 mod export;
 mod jobs;
+mod leads;
+mod schema;

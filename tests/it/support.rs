@@ -38,7 +38,12 @@ impl TestApp {
         let db = leadcache::app::open_database(&config).expect("open database");
         let state = AppState::new(config.clone(), db, mode);
         let running = start(state, config.bind).await.expect("start server");
-        TestApp { dir, running, http: reqwest::Client::new(), token: None }
+        TestApp {
+            dir,
+            running,
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -82,12 +87,18 @@ impl TestApp {
     pub async fn err(&self, query: &str, variables: Value, code: &str) -> Value {
         let body = self.gql(query, variables).await;
         let error = body["errors"][0].clone();
-        assert_eq!(error["extensions"]["code"], code, "expected {code}: {body:#}");
+        assert_eq!(
+            error["extensions"]["code"], code,
+            "expected {code}: {body:#}"
+        );
         error
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.authorized(self.http.get(self.url(path))).send().await.expect("send")
+        self.authorized(self.http.get(self.url(path)))
+            .send()
+            .await
+            .expect("send")
     }
 
     /// Creates a lead from the given input fields; returns the lead JSON (id, version, ...).
