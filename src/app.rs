@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::backup::Reason;
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
 use crate::server::{App, router};
@@ -24,9 +25,24 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-/// Opens the database, running pending migrations.
+/// Opens the database for work: refuses a damaged file (`PRAGMA quick_check`, with the command
+/// that restores the newest good backup), backs up (reason `pre-migration`) when migrations are
+/// pending on a database that has data, then runs them.
 pub fn open_database(config: &Config) -> anyhow::Result<Db> {
+    crate::backup::check::startup_check(&config.database_path, &config.backup_dir)
+        .map_err(anyhow::Error::msg)?;
     let db = Db::open(&config.database_path)?;
+    let pending = db.pending_migrations()?;
+    if !pending.is_empty() && !db.applied_migrations()?.is_empty() {
+        let (taken, _) = crate::backup::take(
+            &db,
+            &config.backup_dir,
+            Reason::PreMigration,
+            config.backup_keep,
+        )
+        .context("cannot back up the database before migrating it; nothing was changed")?;
+        tracing::info!(backup = %taken.path.display(), pending = ?pending, "backed up before migrating");
+    }
     let applied = db.migrate()?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied {} migration(s)", applied.len());
@@ -154,6 +170,15 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         config.sync_push_interval = std::time::Duration::from_secs(10);
         _sim = Some(sim);
     }
+    let _lock = crate::backup::lock::acquire(&config.database_path).map_err(|e| match e {
+        crate::backup::lock::LockError::Held { .. } => {
+            anyhow::anyhow!(
+                "{e}: another server already serves {}",
+                config.database_path.display()
+            )
+        }
+        other => anyhow::Error::new(other),
+    })?;
     let db = open_database(&config)?;
     let mode = if demo {
         Mode::Demo
@@ -174,8 +199,8 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let running = start(state.clone(), config.bind).await?;
     if let Some(engine) = &state.sync {
         engine.spawn_background(state.writes.clone(), config.cache_refresh_interval);
-        spawn_push_interval(engine.clone(), config.sync_push_interval);
     }
+    let jobs = crate::jobs::start(state.clone()).await?;
     tracing::info!(
         mode = mode.as_str(),
         database = %config.database_path.display(),
@@ -186,23 +211,8 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Err(e) = jobs.stop().await {
+        tracing::warn!(error = %e, "cannot stop the job scheduler cleanly");
+    }
     running.stop().await
-}
-
-/// Pushes the outbox every `SYNC_PUSH_INTERVAL` (besides the debounced push after writes).
-fn spawn_push_interval(
-    engine: std::sync::Arc<crate::sync::SyncEngine>,
-    every: std::time::Duration,
-) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let _ = engine
-                .run(crate::sync::runs::RunKind::Push, "schedule")
-                .await;
-        }
-    });
 }

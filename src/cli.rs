@@ -53,6 +53,7 @@ setting_flags! {
     leadcache_backup_dir => "LEADCACHE_BACKUP_DIR",
     backup_schedule => "BACKUP_SCHEDULE",
     backup_keep => "BACKUP_KEEP",
+    cleanup_schedule => "CLEANUP_SCHEDULE",
     leadcache_tokens_file => "LEADCACHE_TOKENS_FILE",
     rust_log => "RUST_LOG",
     log_format => "LOG_FORMAT",
@@ -72,6 +73,8 @@ pub struct Cli {
     pub settings: SettingFlags,
 }
 
+/// (Parsed once per run: the size of the `export` variant's filter flags does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve GraphQL, the admin page, metrics and health checks.
@@ -106,6 +109,37 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Take a checked backup of the database now (safe while the server runs).
+    Backup,
+    /// List backups: the files in the backup folder and the recorded attempts.
+    Backups,
+    /// Restore a backup over the database (the current one is backed up first).
+    Restore {
+        /// The backup file (e.g. data/backups/leads-20261124T030000Z.db).
+        file: std::path::PathBuf,
+        /// Restore even though a server seems to hold the database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the database: integrity, foreign keys, full-text index, outbox and history sanity.
+    Check,
+    /// Run pending migrations (after a backup), or list them with --status.
+    Migrate {
+        /// Only list applied and pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Export leads as CSV or as a portable JSON dump (streamed).
+    Export {
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        filter: ExportFilter,
+    },
     /// Import legacy JSON lead files (arrays of lead objects; a folder means its *.json files):
     /// validation, duplicate merging, one transaction per file, import_log.
     Import {
@@ -193,9 +227,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let db = crate::app::open_database(&config)?;
+            let (taken, _) = crate::backup::take(
+                &db,
+                &config.backup_dir,
+                crate::backup::Reason::PreReset,
+                config.backup_keep,
+            )
+            .context("cannot back up before resetting; nothing was deleted")?;
             let mut conn = db.conn()?;
             crate::maintenance::reset(&mut conn)?;
-            println!("all leads and history deleted");
+            println!(
+                "all leads and history deleted (backup kept: {})",
+                taken.path.display()
+            );
             Ok(())
         }
         Command::Sql { query, max_rows } => {
@@ -218,6 +262,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => token(&config, cmd),
+        Command::Backup => crate::backup::cli::backup(&config),
+        Command::Backups => crate::backup::cli::backups(&config),
+        Command::Restore { file, force } => crate::backup::cli::restore(&config, &file, force),
+        Command::Check => crate::backup::cli::check(&config),
+        Command::Migrate { status } => crate::backup::cli::migrate(&config, status),
+        Command::Export {
+            format,
+            output,
+            filter,
+        } => crate::transfer::cli::export(&config, &format, output.as_deref(), &filter.pairs()),
         Command::Sync { what } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -230,9 +284,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(crate::airtable::sim::run_cli(args))
         }
-        Command::Import { paths, dry_run } => {
-            crate::transfer::legacy::run_cli(&config, &paths, dry_run)
-        }
+        Command::Import { paths, dry_run } => import(&config, &paths, dry_run),
     }
 }
 
@@ -349,4 +401,113 @@ async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
         anyhow::bail!("sync failed: {e}");
     }
     Ok(())
+}
+
+/// `leadcache import`: leadcache dumps (recognised by their `format` key) are restored as they
+/// are; anything else is read as legacy JSON lead files, with duplicate merging.
+fn import(config: &Config, paths: &[std::path::PathBuf], dry_run: bool) -> anyhow::Result<()> {
+    let (dumps, legacy): (Vec<_>, Vec<_>) = paths.iter().cloned().partition(|p| is_dump(p));
+    for dump in &dumps {
+        if dry_run {
+            anyhow::bail!(
+                "--dry-run is for legacy lead files; {} is a leadcache dump",
+                dump.display()
+            );
+        }
+        crate::transfer::cli::import(config, dump)?;
+    }
+    if !legacy.is_empty() {
+        crate::transfer::legacy::run_cli(config, &legacy, dry_run)?;
+    }
+    Ok(())
+}
+
+/// Whether a file starts like a leadcache dump (`{"format":"leadcache-dump", ...`).
+fn is_dump(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.trim_start().starts_with('{') && text.contains("leadcache-dump")
+}
+/// The `leads` filters as flags (same meaning as GraphQL `LeadFilter`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExportFilter {
+    /// Only this status (repeat for several).
+    #[arg(long)]
+    pub status: Vec<String>,
+    #[arg(long)]
+    pub company: Option<String>,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub industry: Option<String>,
+    #[arg(long)]
+    pub location: Option<String>,
+    #[arg(long)]
+    pub enriched: Option<String>,
+    #[arg(long)]
+    pub verified: Option<String>,
+    #[arg(long)]
+    pub needs_enrichment: Option<String>,
+    /// SYNCED, PENDING, CONFLICT, ERROR or LOCAL (repeat for several).
+    #[arg(long)]
+    pub sync_state: Vec<String>,
+    #[arg(long)]
+    pub score_min: Option<String>,
+    #[arg(long)]
+    pub score_max: Option<String>,
+    #[arg(long)]
+    pub created_after: Option<String>,
+    #[arg(long)]
+    pub created_before: Option<String>,
+    #[arg(long)]
+    pub updated_after: Option<String>,
+    #[arg(long)]
+    pub updated_before: Option<String>,
+    #[arg(long)]
+    pub campaign_id: Option<String>,
+    /// Include soft-deleted leads.
+    #[arg(long)]
+    pub include_deleted: bool,
+    /// Full-text search.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+impl ExportFilter {
+    /// The flags as the name/value pairs of `transfer::filter` (GraphQL names).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        out.extend(self.status.iter().map(|s| ("status", s.clone())));
+        out.extend(self.sync_state.iter().map(|s| ("syncState", s.clone())));
+        let single = [
+            ("company", &self.company),
+            ("source", &self.source),
+            ("industry", &self.industry),
+            ("location", &self.location),
+            ("enriched", &self.enriched),
+            ("verified", &self.verified),
+            ("needsEnrichment", &self.needs_enrichment),
+            ("scoreMin", &self.score_min),
+            ("scoreMax", &self.score_max),
+            ("createdAfter", &self.created_after),
+            ("createdBefore", &self.created_before),
+            ("updatedAfter", &self.updated_after),
+            ("updatedBefore", &self.updated_before),
+            ("campaignId", &self.campaign_id),
+            ("search", &self.search),
+        ];
+        out.extend(
+            single
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k, v))),
+        );
+        if self.include_deleted {
+            out.push(("includeDeleted", "true".into()));
+        }
+        out
+    }
 }

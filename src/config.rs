@@ -23,6 +23,7 @@
 //! | `LEAD_STATUSES` | `new,scraped,...,lost` | statuses accepted from GraphQL writes, pipeline order |
 //! | `LEADCACHE_BACKUP_DIR` | `data/backups` | backup folder (0700) |
 //! | `BACKUP_SCHEDULE`, `BACKUP_KEEP` | `0 0 3 * * *`, `14` | daily backup cron (empty: off); how many kept |
+//! | `CLEANUP_SCHEDULE` | `0 30 4 * * 0` | weekly cleanup cron (empty: off): prune backups, old sync runs, optimize |
 //! | `LEADCACHE_TOKENS_FILE` | none | extra API tokens file |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `text` | log filter; `json` for one object a line |
 //! | `SLOW_QUERY_MS` | `500` | GraphQL operations slower than this are logged with a warning |
@@ -118,6 +119,8 @@ pub struct Config {
     /// `None` when set to an empty value: no scheduled backups.
     pub backup_schedule: Option<String>,
     pub backup_keep: usize,
+    /// `None` when set to an empty value: no cleanup job.
+    pub cleanup_schedule: Option<String>,
     pub tokens_file: Option<PathBuf>,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -149,6 +152,7 @@ pub const VARIABLES: &[&str] = &[
     "LEADCACHE_BACKUP_DIR",
     "BACKUP_SCHEDULE",
     "BACKUP_KEEP",
+    "CLEANUP_SCHEDULE",
     "LEADCACHE_TOKENS_FILE",
     "RUST_LOG",
     "LOG_FORMAT",
@@ -306,14 +310,8 @@ impl Config {
         if backup_keep == 0 {
             return Err(invalid("BACKUP_KEEP", "0", "must keep at least one backup"));
         }
-        let backup_schedule = match src.raw("BACKUP_SCHEDULE") {
-            None => Some("0 0 3 * * *".to_string()),
-            Some(v) if v.trim().is_empty() => None,
-            Some(v) => {
-                validate_cron("BACKUP_SCHEDULE", v)?;
-                Some(v.trim().to_string())
-            }
-        };
+        let backup_schedule = schedule(src, "BACKUP_SCHEDULE", "0 0 3 * * *")?;
+        let cleanup_schedule = schedule(src, "CLEANUP_SCHEDULE", "0 30 4 * * 0")?;
 
         let log_format = match src.get("LOG_FORMAT").unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -339,6 +337,7 @@ impl Config {
             backup_dir: PathBuf::from(src.get("LEADCACHE_BACKUP_DIR").unwrap_or("data/backups")),
             backup_schedule,
             backup_keep,
+            cleanup_schedule,
             tokens_file: src.get("LEADCACHE_TOKENS_FILE").map(PathBuf::from),
             log_filter: src.get("RUST_LOG").unwrap_or("info").to_string(),
             log_format,
@@ -440,10 +439,24 @@ impl Config {
     }
 }
 
-/// Checks a 6-field cron expression (seconds first) the way the scheduler will read it.
+/// A cron setting: the default when unset, `None` (job off) when set to an empty value.
+fn schedule(src: &Source, var: &'static str, default: &str) -> Result<Option<String>, ConfigError> {
+    match src.raw(var) {
+        None => Ok(Some(default.to_string())),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => {
+            validate_cron(var, v.trim())?;
+            Ok(Some(v.trim().to_string()))
+        }
+    }
+}
+
+/// Checks a 6-field cron expression (seconds first) by letting the scheduler parse it, so a
+/// schedule accepted here is one the scheduler runs.
 fn validate_cron(var: &'static str, v: &str) -> Result<(), ConfigError> {
     let fields = v.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
+    let parsed = tokio_cron_scheduler::Job::new_async(v, |_, _| Box::pin(async {}));
+    if !(6..=7).contains(&fields) || parsed.is_err() {
         return Err(invalid(
             var,
             v,
@@ -454,6 +467,7 @@ fn validate_cron(var: &'static str, v: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -486,6 +500,9 @@ mod tests {
             ("SYNC_PUSH_INTERVAL", "soon"),
             ("BACKUP_KEEP", "0"),
             ("BACKUP_SCHEDULE", "daily"),
+            ("BACKUP_SCHEDULE", "0 0 25 * * *"),
+            ("CLEANUP_SCHEDULE", "0 30 4 * *"),
+            ("CLEANUP_SCHEDULE", "every sunday"),
             ("LOG_FORMAT", "xml"),
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
@@ -497,6 +514,25 @@ mod tests {
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn schedules_default_and_an_empty_value_disables_them() {
+        let c = Config::load(&Source::default()).unwrap();
+        assert_eq!(c.cleanup_schedule.as_deref(), Some("0 30 4 * * 0"));
+        let c = Config::load(&Source::from_pairs([
+            ("CLEANUP_SCHEDULE", ""),
+            ("BACKUP_SCHEDULE", " "),
+        ]))
+        .unwrap();
+        assert_eq!(c.cleanup_schedule, None);
+        assert_eq!(c.backup_schedule, None);
+        let c = Config::load(&Source::from_pairs([(
+            "CLEANUP_SCHEDULE",
+            " */5 * * * * * ",
+        )]))
+        .unwrap();
+        assert_eq!(c.cleanup_schedule.as_deref(), Some("*/5 * * * * *"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod airtable;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod campaigns;
 pub mod cli;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod guard;
+pub mod jobs;
 pub mod leads;
 pub mod maintenance;
 pub mod metrics;

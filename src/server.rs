@@ -9,6 +9,7 @@
 //! | `GET /readyz` | the database answers; reports Airtable reachability |
 //! | `GET /schema.graphql` | the SDL |
 //! | `GET /metrics` | Prometheus metrics (any token when tokens are configured) |
+//! | `GET /export/leads.csv`, `/export/leads.json` | streamed exports, `leads` filters as query parameters (read role) |
 //! | `GET /` and other paths | the admin page (`web/`, embedded) |
 //!
 //! Request checks (content type, batching, local-only open servers) and the access log are in
@@ -305,6 +306,8 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(readyz))
         .route("/schema.graphql", get(schema_sdl))
         .route("/metrics", get(metrics))
+        .route("/export/leads.csv", get(crate::transfer::http::csv))
+        .route("/export/leads.json", get(crate::transfer::http::json))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::AppError;
@@ -141,15 +143,36 @@ impl Db {
         Ok(pending.iter().map(|m| m.name().to_string()).collect())
     }
 
+    /// Versions of the migrations applied to this database, oldest first.
+    pub fn applied_migrations(&self) -> Result<Vec<String>, AppError> {
+        let mut conn = self.conn()?;
+        let mut applied: Vec<String> = conn
+            .applied_migrations()
+            .map_err(AppError::internal)?
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        applied.sort();
+        Ok(applied)
+    }
+
     /// Applies pending migrations, each in its own transaction (diesel wraps every migration), so a
     /// failing one leaves the database as it was before it and is named in the error.
     pub fn migrate(&self) -> Result<Vec<String>, OpenError> {
+        self.migrate_from(MIGRATIONS)
+    }
+
+    /// [`Db::migrate`] from any migration source (tests use a folder with a broken migration).
+    pub fn migrate_from<S: MigrationSource<Sqlite>>(
+        &self,
+        source: S,
+    ) -> Result<Vec<String>, OpenError> {
         let mut conn = self.pool.get().map_err(|source| OpenError::Pool {
             path: self.path.clone(),
             source,
         })?;
         let pending = conn
-            .pending_migrations(MIGRATIONS)
+            .pending_migrations(source)
             .map_err(|e| OpenError::Migration {
                 name: "(listing)".into(),
                 message: e.to_string(),

@@ -2,6 +2,7 @@
 //! `leadcache schema` alike.
 
 pub mod admin;
+pub mod backup;
 pub mod campaigns;
 pub mod duplicates;
 pub mod inputs;
@@ -40,6 +41,7 @@ pub struct MutationRoot(
     duplicates::DuplicatesMutation,
     campaigns::CampaignsMutation,
     admin::AdminMutation,
+    backup::BackupMutation,
 );
 
 /// All subscriptions, merged like [`QueryRoot`].

@@ -7,11 +7,14 @@ mod support;
 
 mod access;
 mod airtable;
+mod backup;
 mod browser;
 mod campaigns;
 mod dedup;
+mod export;
 mod hostile;
 mod import;
+mod jobs;
 mod leads;
 mod observability;
 mod pipeline;
