@@ -345,14 +345,10 @@ impl SyncEngine {
             loop {
                 writes.notified().await;
                 // Debounce: wait until writes pause, then push once.
-                loop {
-                    match tokio::time::timeout(engine.options.push_debounce, writes.notified())
-                        .await
-                    {
-                        Ok(()) => continue,
-                        Err(_) => break,
-                    }
-                }
+                while tokio::time::timeout(engine.options.push_debounce, writes.notified())
+                    .await
+                    .is_ok()
+                {}
                 let _ = engine.run(RunKind::Push, "write").await;
             }
         });

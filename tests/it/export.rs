@@ -83,7 +83,7 @@ async fn varied_leads(app: &TestApp) -> Vec<String> {
     {
         let l = app
             .create_lead(json!({
-                "fullName": format!("Lead {i} Ñoño"), "email": format!("l{i}@example.com"), "company": "Acme, Inc.",
+                "fullName": format!("{} Ñoño", ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov"][i]), "email": format!("l{i}@example.com"), "company": "Acme, Inc.",
                 "status": status, "score": 10.25 * i as f64, "extra": {"Tags": ["a", i], "Note": "x,\"y\"\nz"}
             }))
             .await;
@@ -244,7 +244,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     assert_eq!(&rows[0][col("status")], "won");
     assert_eq!(&rows[0][col("score")], "20.5");
-    assert_eq!(&rows[0][col("full_name")], "Lead 2 Ñoño");
+    assert_eq!(&rows[0][col("full_name")], "Alan Turing Ñoño");
     let extra: serde_json::Value = serde_json::from_str(&rows[0][col("extra")]).unwrap();
     assert_eq!(
         extra["Note"], "x,\"y\"\nz",

@@ -241,7 +241,7 @@ async fn created_leads_reach_airtable_once_and_get_their_ids() {
     for i in 0..12 {
         let l = s
             .app
-            .create_lead(json!({"fullName": format!("New Lead {i}"), "company": "Acme"}))
+            .create_lead(json!({"fullName": leadcache::seed::FIRST_NAMES[i * 3].to_string() + " " + leadcache::seed::LAST_NAMES[i * 4], "company": "Acme"}))
             .await;
         ids.push(l["id"].as_str().unwrap().to_string());
     }
