@@ -301,8 +301,7 @@ fn a_corrupted_database_stops_start_up_with_the_restore_command() {
     std::fs::write(&config.database_path, &damaged).unwrap();
 
     let err = leadcache::app::open_database(&config)
-        .err()
-        .expect("start-up must refuse a damaged database");
+        .expect_err("start-up must refuse a damaged database");
     let msg = format!("{err:#}");
     assert!(msg.contains("damaged"), "{msg}");
     assert!(
@@ -391,9 +390,8 @@ fn pending_migrations_on_a_database_with_data_are_preceded_by_a_backup() {
     )
     .unwrap();
     drop(c);
-    let err = leadcache::app::open_database(&config)
-        .err()
-        .expect("re-running the initial migration fails");
+    let err =
+        leadcache::app::open_database(&config).expect_err("re-running the initial migration fails");
     assert!(
         format!("{err:#}").contains("2026-11-24-000001_initial"),
         "{err:#}"

@@ -257,7 +257,7 @@ fn thousands(n: i64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -270,9 +270,9 @@ async fn browser_dashboard_shows_the_totals_of_the_database() {
     let app = seeded_app().await;
     let app = &app;
     with_browser(|b| async move {
-        open(&b, &app, "dashboard").await;
-        let total = number(&app, "SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NULL", &[]).await;
-        let pending = number(&app, "SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'", &[]).await;
+        open(&b, app, "dashboard").await;
+        let total = number(app, "SELECT COUNT(*) AS n FROM leads WHERE deleted_at IS NULL", &[]).await;
+        let pending = number(app, "SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'", &[]).await;
         assert_eq!(total, SEEDED as i64);
         assert_eq!(testid_text(&b, "total-leads").await, thousands(total));
         assert_eq!(testid_text(&b, "pending-changes").await, thousands(pending));
@@ -282,7 +282,7 @@ async fn browser_dashboard_shows_the_totals_of_the_database() {
         wait_js(&b, "live indicator", "return document.querySelector('[data-testid=live-indicator]').dataset.state === 'live';", vec![]).await;
         screenshot(&b, "dashboard").await;
         for route in ["sync", "outbox", "backups", "export", "conflicts"] {
-            open(&b, &app, route).await;
+            open(&b, app, route).await;
             wait_js(&b, &format!("page {route}"), "return !!document.querySelector(`[data-testid=\"page-${arguments[0]}\"]`) && !document.querySelector('.loading');", vec![json!(route)]).await;
             screenshot(&b, route).await;
         }
@@ -313,7 +313,7 @@ async fn browser_search_narrows_the_leads_table_and_a_lead_shows_its_history() {
         .unwrap();
     assert!(expected >= 1 && expected < SEEDED as i64, "{expected}");
     with_browser(|b| async move {
-        open(&b, &app, "leads").await;
+        open(&b, app, "leads").await;
         assert_eq!(testid_text(&b, "leads-total").await, format!("{SEEDED} leads (all leads) · showing 1–50"));
         b.client.find(Locator::Css("[data-testid=lead-search]")).await.unwrap().send_keys(&name).await.unwrap();
         let total = wait_js(
@@ -331,7 +331,7 @@ async fn browser_search_narrows_the_leads_table_and_a_lead_shows_its_history() {
 
         // Its detail page, reached by clicking its name, shows every event of its history.
         click(&b, &format!("tr[data-lead-id=\"{id}\"] a.lead-link")).await;
-        let events = number(&app, "SELECT COUNT(*) AS n FROM lead_events WHERE lead_id = ?", &[&id]).await;
+        let events = number(app, "SELECT COUNT(*) AS n FROM lead_events WHERE lead_id = ?", &[&id]).await;
         assert!(events >= 1);
         wait_js(
             &b,
@@ -353,14 +353,14 @@ async fn browser_export_downloads_a_csv_of_the_filtered_rows() {
     let app = seeded_app().await;
     let app = &app;
     let won = number(
-        &app,
+        app,
         "SELECT COUNT(*) AS n FROM leads WHERE status = 'won' AND deleted_at IS NULL",
         &[],
     )
     .await;
     assert!(won > 0);
     with_browser(|b| async move {
-        open(&b, &app, "leads").await;
+        open(&b, app, "leads").await;
         click(&b, "[data-testid=filter-status] summary").await;
         click(&b, "[data-testid=filter-status-won]").await;
         wait_js(&b, "the won filter", "return document.querySelector('[data-testid=leads-total]').textContent.startsWith(arguments[0]);", vec![json!(format!("{won} leads (status: won)"))]).await;
@@ -400,20 +400,20 @@ async fn browser_keeping_the_local_value_of_a_conflict_resolves_it_in_the_databa
         .clone();
     let id = lead["id"].as_str().unwrap().to_string();
     let conflict_id = number(
-        &app,
+        app,
         "INSERT INTO sync_conflicts (lead_id, field, local_value, remote_value, base_value, resolution, created_at) \
          VALUES (?, 'title', '\"CTO\"', '\"CEO\"', '\"VP\"', 'remote', CURRENT_TIMESTAMP) RETURNING id AS n",
         &[&id],
     )
     .await;
     number(
-        &app,
+        app,
         "UPDATE leads SET sync_state = 'conflict' WHERE id = ? RETURNING 1 AS n",
         &[&id],
     )
     .await;
     with_browser(|b| async move {
-        open(&b, &app, "conflicts").await;
+        open(&b, app, "conflicts").await;
         let card = format!("[data-testid=conflict-{conflict_id}]");
         wait_js(&b, "the conflict card", "return !!document.querySelector(arguments[0]);", vec![json!(card)]).await;
         assert_eq!(
@@ -428,7 +428,7 @@ async fn browser_keeping_the_local_value_of_a_conflict_resolves_it_in_the_databa
         assert!(!missing, "the server has no resolveConflict mutation yet: {probe}");
         wait_js(&b, "the conflict to leave the open list", "return !document.querySelector(arguments[0]);", vec![json!(card)]).await;
         let resolved = number(
-            &app,
+            app,
             "SELECT COUNT(*) AS n FROM sync_conflicts WHERE id = CAST(? AS INTEGER) AND resolution = 'local' AND resolved_at IS NOT NULL",
             &[&conflict_id.to_string()],
         )
@@ -444,7 +444,7 @@ async fn browser_a_lead_changed_through_graphql_appears_on_the_open_page_without
     let app = seeded_app().await;
     let app = &app;
     with_browser(|b| async move {
-        open(&b, &app, "leads").await;
+        open(&b, app, "leads").await;
         testid_text(&b, "leads-table").await;
         wait_js(&b, "live indicator", "return document.querySelector('[data-testid=live-indicator]').dataset.state === 'live';", vec![]).await;
         // A marker that a reload would wipe out.

@@ -503,7 +503,7 @@ async fn a_storm_of_5xx_and_429_converges_without_passing_the_rate_limit() {
         f.rate_limit_next = 3;
     });
     let run = s.run(RunKind::FullPull).await;
-    assert_eq!(run.fetched >= 300, true);
+    assert!(run.fetched >= 300);
     assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM leads").await, 300);
     // Never more than 5 requests in any one-second window.
     let times: Vec<u64> = s
