@@ -128,7 +128,20 @@ const CREATE_Q: &str = "mutation($i: LeadInput!) { createLead(input: $i) { creat
 const BULK_Q: &str = "mutation($i: [LeadInput!]!) { createLeads(inputs: $i) { created failed } }";
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // `cargo test --all-targets` runs this binary without `--bench`: a small smoke pass proves
+    // every scenario still answers correctly, without the minutes a real run takes.
+    if !args.bench {
+        args.leads = args.leads.min(300);
+        args.bulk = args.bulk.min(200);
+        args.batch = args.batch.min(100);
+        args.seconds = args.seconds.min(1);
+        args.warmup = 0;
+        eprintln!(
+            "smoke run (no --bench): {} leads, 1 s per scenario; use `cargo bench` for figures",
+            args.leads
+        );
+    }
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     ensure!(
         args.batch > 0 && args.batch <= MAX_BATCH,
