@@ -343,6 +343,9 @@ async fn sync_sweep(state: AppState) -> anyhow::Result<()> {
 
 /// Scheduled push of the outbox.
 async fn sync_push(state: AppState) -> anyhow::Result<()> {
+    if !state.engine()?.has_due().await {
+        return Ok(());
+    }
     let run = state
         .engine()?
         .run(crate::sync::runs::RunKind::Push, "schedule")

@@ -295,6 +295,15 @@ impl SyncEngine {
         Ok(())
     }
 
+    /// Whether any outbox row is due now (background pushes skip a run, and its `sync_runs` row,
+    /// when nothing is).
+    pub async fn has_due(&self) -> bool {
+        self.db
+            .run(|c| push::due(c, 1))
+            .await
+            .is_ok_and(|d| !d.is_empty())
+    }
+
     /// Whether optional pulls should be skipped to save the monthly quota (at 95 %); pushes
     /// always go on.
     pub async fn near_quota(&self) -> bool {
@@ -338,7 +347,9 @@ impl SyncEngine {
                 tracing::info!(kind = kind.as_str(), "start-up pull");
                 let _ = engine.run(kind, "startup").await;
             }
-            let _ = engine.run(RunKind::Push, "startup").await;
+            if engine.has_due().await {
+                let _ = engine.run(RunKind::Push, "startup").await;
+            }
         });
         let engine = self.clone();
         tokio::spawn(async move {
@@ -349,7 +360,9 @@ impl SyncEngine {
                     .await
                     .is_ok()
                 {}
-                let _ = engine.run(RunKind::Push, "write").await;
+                if engine.has_due().await {
+                    let _ = engine.run(RunKind::Push, "write").await;
+                }
             }
         });
     }
