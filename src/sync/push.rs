@@ -383,17 +383,13 @@ impl SyncEngine {
             .into_iter()
             .map(|(i, r)| (i, r.map(|r| self.map.from_record(&r))))
             .collect();
-        let written = self
-            .db
+        self.db
             .write(move |c| {
                 let now = crate::time::now();
-                let mut out = Vec::new();
                 for (item, remote) in &remotes {
-                    if let Some(w) = store_one(c, item, remote.as_ref(), now)? {
-                        out.push(w);
-                    }
+                    store_one(c, item, remote.as_ref(), now)?;
                 }
-                Ok(out)
+                Ok(())
             })
             .await
             .map_err(|e| {
@@ -401,9 +397,6 @@ impl SyncEngine {
                     "storing the push result failed: {e}"
                 )))
             })?;
-        for w in &written {
-            self.bus.publish(w, apply::ACTOR);
-        }
         Ok(())
     }
 }
@@ -415,9 +408,9 @@ fn store_one(
     item: &Item,
     remote: Option<&crate::airtable::RemoteLead>,
     now: chrono::NaiveDateTime,
-) -> Result<Option<crate::leads::Written>, AppError> {
+) -> Result<(), AppError> {
     let Some(mut lead) = crate::leads::store::find(conn, &item.lead.id)? else {
-        return Ok(None);
+        return Ok(());
     };
     let act = action(item);
     match (act, remote) {
@@ -469,7 +462,7 @@ fn store_one(
         ),
         Action::Update => format!("sent {} to Airtable", item.fields().join(", ")),
         Action::Delete => "deleted in Airtable".to_string(),
-        Action::Drop => return Ok(None),
+        Action::Drop => return Ok(()),
     };
     history::record(
         conn,
@@ -480,7 +473,7 @@ fn store_one(
         Some(&msg),
         now,
     )?;
-    Ok(None)
+    Ok(())
 }
 
 /// Removes a pushed row unless it changed meanwhile; then it stays, as an update. Returns
