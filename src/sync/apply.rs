@@ -87,8 +87,8 @@ fn parse_snapshot(s: Option<&str>) -> Option<Snapshot> {
     s.and_then(|s| serde_json::from_str(s).ok())
 }
 
-/// Writes one value of a snapshot key onto a lead.
-fn put(lead: &mut Lead, key: &str, v: &Value) {
+/// Writes one value of a snapshot key (a local field or `extra.<name>`) onto a lead, leniently.
+pub(crate) fn put(lead: &mut Lead, key: &str, v: &Value) {
     if let Some(name) = key.strip_prefix("extra.") {
         let mut extra = extra_map(lead);
         if v.is_null() {

@@ -49,7 +49,7 @@ pub fn resolve(
         Side::Remote => parse(&conflict.remote_value),
     };
     let mut new = old.clone();
-    set_key(&mut new, &conflict.field, &chosen);
+    crate::sync::apply::put(&mut new, &conflict.field, &chosen);
     let now = crate::time::now();
     let mut written = None;
     if new != old {
@@ -135,18 +135,4 @@ pub fn resolve(
         .select(SyncConflict::as_select())
         .first(conn)?;
     Ok((conflict, written))
-}
-
-fn set_key(lead: &mut crate::db::models::Lead, key: &str, v: &Value) {
-    if let Some(name) = key.strip_prefix("extra.") {
-        let mut extra: Map<String, Value> = serde_json::from_str(&lead.extra).unwrap_or_default();
-        if v.is_null() {
-            extra.remove(name);
-        } else {
-            extra.insert(name.to_string(), v.clone());
-        }
-        lead.extra = serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into());
-    } else if crate::leads::fields::set(lead, key, v).is_err() {
-        let _ = crate::leads::fields::set(lead, key, &Value::Null);
-    }
 }

@@ -420,24 +420,23 @@ fn store_one(
         }
         (_, Some(r)) => {
             lead.airtable_id = Some(r.airtable_id.clone());
-            // The new base: Airtable's answer for what was sent, the old base for the rest.
-            let mut base: apply::Snapshot = lead
-                .remote_fields
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
+            // The new base: after a create, Airtable's whole answer; after an update, its answer
+            // for the fields sent and the old base for the rest.
             let answer = remote_snapshot(r);
-            let sent: Vec<String> = if act == Action::Create {
-                answer.keys().cloned().collect()
+            let base: apply::Snapshot = if act == Action::Create {
+                answer
             } else {
-                item.fields()
+                let mut base: apply::Snapshot = lead
+                    .remote_fields
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default();
+                for f in item.fields() {
+                    let v = answer.get(&f).cloned().unwrap_or(Value::Null);
+                    base.insert(f, v);
+                }
+                base
             };
-            for f in sent {
-                base.insert(f.clone(), answer.get(&f).cloned().unwrap_or(Value::Null));
-            }
-            if act == Action::Create {
-                base = answer;
-            }
             lead.remote_fields = Some(serde_json::to_string(&base)?);
             lead.remote_modified_at = r.modified_at.map(|t| t.naive_utc());
         }
@@ -488,14 +487,13 @@ fn finish_row(conn: &mut SqliteConnection, sent: &OutboxRow) -> Result<bool, App
     if n == 1 {
         return Ok(false);
     }
-    let exists = diesel::update(
+    diesel::update(
         outbox::table
             .filter(outbox::lead_id.eq(&sent.lead_id))
             .filter(outbox::operation.eq("create")),
     )
     .set(outbox::operation.eq("update"))
     .execute(conn)?;
-    let _ = exists;
     Ok(outbox::table
         .find(&sent.lead_id)
         .count()
