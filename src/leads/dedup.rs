@@ -92,9 +92,18 @@ fn live() -> leads::BoxedQuery<'static, diesel::sqlite::Sqlite> {
 /// The existing live lead that `lead` duplicates, if any. `lead` itself (same id) is never its
 /// own duplicate, so this works for stored leads too.
 pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, AppError> {
-    if let Some(key) = &lead.linkedin_key {
-        let found: Option<Lead> = live()
-            .filter(leads::linkedin_key.eq(key.clone()))
+    // Exact rules first, in order: the LinkedIn profile, then the email.
+    let exact = [
+        (lead.linkedin_key.clone(), Rule::Linkedin),
+        (lead.email_key.clone(), Rule::Email),
+    ];
+    for (key, rule) in exact {
+        let Some(key) = key else { continue };
+        let same_key = match rule {
+            Rule::Linkedin => live().filter(leads::linkedin_key.eq(key)),
+            _ => live().filter(leads::email_key.eq(key)),
+        };
+        let found: Option<Lead> = same_key
             .filter(leads::id.ne(lead.id.clone()))
             .order(leads::rid)
             .select(Lead::as_select())
@@ -103,23 +112,7 @@ pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, A
         if let Some(found) = found {
             return Ok(Some(Match {
                 lead: found,
-                rule: Rule::Linkedin,
-                score: 1.0,
-            }));
-        }
-    }
-    if let Some(key) = &lead.email_key {
-        let found: Option<Lead> = live()
-            .filter(leads::email_key.eq(key.clone()))
-            .filter(leads::id.ne(lead.id.clone()))
-            .order(leads::rid)
-            .select(Lead::as_select())
-            .first(conn)
-            .optional()?;
-        if let Some(found) = found {
-            return Ok(Some(Match {
-                lead: found,
-                rule: Rule::Email,
+                rule,
                 score: 1.0,
             }));
         }
