@@ -387,7 +387,16 @@ async fn a_websocket_connection_may_hold_at_most_20_subscriptions() {
         .filter(|id| *id != refused_id)
         .collect();
 
-    // The other 20 are live: a change reaches them.
+    // The other 20 are live: a change reaches them (once all of them listen on the bus;
+    // subscriptions attach asynchronously after `subscribe`).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while app.state().bus.lead_subscribers() < max {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 20 subscriptions never attached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, body) = post(
         &app,
         Some(&writer),
