@@ -420,14 +420,24 @@ async fn a_websocket_connection_may_hold_at_most_20_subscriptions() {
     for attempt in 0..50 {
         let id = format!("again{attempt}");
         ws.send(subscribe(id.clone())).await.unwrap();
-        let (_, body) = post(
-            &app,
-            Some(&writer),
-            json!({"query": "mutation { createLead(input: {fullName: \"Again\"}) { created } }"}),
-        )
-        .await;
-        assert_eq!(body["data"]["createLead"]["created"], true);
-        let msg = ws_until(&mut ws, &id).await;
+        // A subscription attaches to the bus asynchronously, so a write right after `subscribe`
+        // may come too early for it: write again until its answer (event or refusal) arrives.
+        let mut msg = Value::Null;
+        for _ in 0..20 {
+            let (_, body) = post(
+                &app,
+                Some(&writer),
+                json!({"query": "mutation { createLead(input: {fullName: \"Again\"}) { created } }"}),
+            )
+            .await;
+            assert_eq!(body["data"]["createLead"]["created"], true);
+            if let Ok(m) =
+                tokio::time::timeout(Duration::from_secs(1), ws_until(&mut ws, &id)).await
+            {
+                msg = m;
+                break;
+            }
+        }
         if msg["type"] == "next" && msg["payload"]["errors"].is_null() {
             accepted = true;
             break;
