@@ -47,6 +47,9 @@ pub fn open_database(config: &Config) -> anyhow::Result<Db> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied {} migration(s)", applied.len());
     }
+    if let Some(stays) = crate::leads::stays::ensure_built(&mut *db.conn()?)? {
+        tracing::info!(stays, "filled the stored pipeline stays from the history");
+    }
     Ok(db)
 }
 

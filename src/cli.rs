@@ -121,8 +121,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Check the database: integrity, foreign keys, full-text index, outbox and history sanity.
-    Check,
+    /// Check the database: integrity, foreign keys, full-text index, stored pipeline stays,
+    /// outbox and history sanity.
+    Check {
+        /// First rebuild what is derived from the leads and their history (the full-text index
+        /// and the stored pipeline stays). Safe while the server runs; nothing else is changed.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Run pending migrations (after a backup), or list them with --status.
     Migrate {
         /// Only list applied and pending migrations.
@@ -265,7 +271,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup => crate::backup::cli::backup(&config),
         Command::Backups => crate::backup::cli::backups(&config),
         Command::Restore { file, force } => crate::backup::cli::restore(&config, &file, force),
-        Command::Check => crate::backup::cli::check(&config),
+        Command::Check { repair } => crate::backup::cli::check(&config, repair),
         Command::Migrate { status } => crate::backup::cli::migrate(&config, status),
         Command::Export {
             format,

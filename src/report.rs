@@ -5,21 +5,24 @@
 //!   then any other status found (from Airtable) by name.
 //! - `funnel`: for each configured status except `lost`, in pipeline order, how many leads reached
 //!   at least that stage, and their share of all leads. A lead has reached every stage up to its
-//!   current status. A `lost` lead counts as having reached the stage it was lost from (the old
-//!   status of its last change to `lost`; the first stage when unknown). A status that is not
+//!   current status. A `lost` lead counts as having reached the stage it was lost from (the stage
+//!   before its current `lost` stay in `Lead.stages`; the first stage when unknown). A status that is not
 //!   configured counts as the first stage.
 //! - `bySource`: leads per source, most first; `source` null for leads without one.
 //! - `enrichmentRate`: enriched leads / all leads (0 without leads).
 //! - `createdPerDay`: leads created on each of the last 30 UTC days, today last, zero-filled.
 //! - `medianDaysInStage`: per configured status, the median length in days of completed stays in
-//!   it (from the `created` / `status_changed` history: a stay ends with the change that leaves
-//!   it). Stays still going on are left out (they have no length yet); `null` with no completed stay.
+//!   it (the stages of `Lead.stages`, stored in `lead_stays`: a stay ends with the change that
+//!   leaves it). Stays still going on are left out (they have no length yet); `null` with no
+//!   completed stay.
 //! - `campaigns`: per campaign, members (live leads), `sent` = messages that went out (members
 //!   whose status is sent, replied or bounced), `replied`, and `replyRate` = replied / sent.
 
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamp};
+use std::collections::BTreeMap;
+
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp};
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::AppError;
@@ -62,19 +65,21 @@ struct Count {
 }
 
 #[derive(QueryableByName)]
-struct Totals {
+struct Group {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    source: Option<String>,
+    #[diesel(sql_type = Bool)]
+    enriched: bool,
     #[diesel(sql_type = BigInt)]
-    total: i64,
-    #[diesel(sql_type = BigInt)]
-    enriched: i64,
+    n: i64,
 }
 
 #[derive(QueryableByName)]
-struct Median {
-    #[diesel(sql_type = Text)]
-    k: String,
+struct Days {
     #[diesel(sql_type = Double)]
-    v: f64,
+    days: f64,
 }
 
 #[derive(QueryableByName)]
@@ -102,30 +107,34 @@ pub fn compute(
     statuses: &[String],
     today: NaiveDate,
 ) -> Result<Report, AppError> {
-    let totals: Totals = diesel::sql_query(
-        "SELECT COUNT(*) AS total, COALESCE(SUM(enriched), 0) AS enriched FROM leads WHERE deleted_at IS NULL",
-    )
-    .get_result(conn)?;
-
-    let counts: Vec<Count> = diesel::sql_query(
-        "SELECT status AS k, COUNT(*) AS n FROM leads WHERE deleted_at IS NULL GROUP BY status ORDER BY status",
+    // Total, by status, by source and enriched: one walk of the covering index `leads_report`.
+    let groups: Vec<Group> = diesel::sql_query(
+        "SELECT status, source, enriched, COUNT(*) AS n FROM leads WHERE deleted_at IS NULL \
+         GROUP BY status, source, enriched",
     )
     .load(conn)?;
-    let count_of = |s: &str| {
-        counts
-            .iter()
-            .find(|c| c.k.as_deref() == Some(s))
-            .map_or(0, |c| c.n)
-    };
+    let total: i64 = groups.iter().map(|g| g.n).sum();
+    let enriched: i64 = groups.iter().filter(|g| g.enriched).map(|g| g.n).sum();
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut sources: BTreeMap<Option<&str>, i64> = BTreeMap::new();
+    for g in &groups {
+        *counts.entry(g.status.as_str()).or_default() += g.n;
+        *sources.entry(g.source.as_deref()).or_default() += g.n;
+    }
+    let count_of = |s: &str| counts.get(s).copied().unwrap_or(0);
     let mut by_status: Vec<(String, i64)> =
         statuses.iter().map(|s| (s.clone(), count_of(s))).collect();
-    for c in &counts {
-        if let Some(k) = &c.k
-            && !statuses.contains(k)
-        {
-            by_status.push((k.clone(), c.n));
+    for (k, n) in &counts {
+        if !statuses.iter().any(|s| s == k) {
+            by_status.push(((*k).to_string(), *n));
         }
     }
+    let mut by_source: Vec<(Option<String>, i64)> = sources
+        .into_iter()
+        .map(|(k, n)| (k.map(str::to_string), n))
+        .collect();
+    // Most first, then by name (None first, as SQL sorts NULL).
+    by_source.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
     // Funnel: the position each lead reached, then a running sum from the end.
     let stages: Vec<&String> = statuses.iter().filter(|s| *s != LOST).collect();
@@ -134,19 +143,16 @@ pub fn compute(
         s.and_then(|s| stages.iter().position(|x| *x == s))
             .unwrap_or(0)
     };
-    for c in counts.iter().filter(|c| c.k.as_deref() != Some(LOST)) {
-        if let Some(slot) = at_position.get_mut(position(c.k.as_deref())) {
-            *slot += c.n;
+    for (k, n) in counts.iter().filter(|(k, _)| **k != LOST) {
+        if let Some(slot) = at_position.get_mut(position(Some(k))) {
+            *slot += n;
         }
     }
     if statuses.iter().any(|s| s == LOST) {
+        // Where each lost lead came from: the stay before its current (open) `lost` stay.
         let lost_from: Vec<Count> = diesel::sql_query(
-            // The lead's latest status change (by id: events are appended in order). `+e2.kind`
-            // keeps SQLite on the (lead_id, at) index instead of walking every status change.
-            "SELECT e.changes ->> '$.status[0]' AS k, COUNT(*) AS n FROM leads l \
-             JOIN lead_events e ON e.id = (SELECT MAX(e2.id) FROM lead_events e2 \
-                  WHERE e2.lead_id = l.id AND +e2.kind = 'status_changed') \
-             WHERE l.deleted_at IS NULL AND l.status = ? GROUP BY k",
+            "SELECT from_status AS k, COUNT(*) AS n FROM lead_stays \
+             WHERE status = ? AND left_at IS NULL GROUP BY from_status",
         )
         .bind::<Text, _>(LOST)
         .load(conn)?;
@@ -160,22 +166,14 @@ pub fn compute(
     let mut reached = 0;
     for (i, s) in stages.iter().enumerate().rev() {
         reached += at_position[i];
-        funnel.push(((*s).clone(), reached, ratio(reached, totals.total)));
+        funnel.push(((*s).clone(), reached, ratio(reached, total)));
     }
     funnel.reverse();
-
-    let by_source: Vec<(Option<String>, i64)> = diesel::sql_query(
-        "SELECT source AS k, COUNT(*) AS n FROM leads WHERE deleted_at IS NULL GROUP BY source ORDER BY n DESC, source",
-    )
-    .load::<Count>(conn)?
-    .into_iter()
-    .map(|c| (c.k, c.n))
-    .collect();
 
     let first_day = today - Duration::days(DAYS - 1);
     let per_day: Vec<Count> = diesel::sql_query(
         "SELECT date(created_at) AS k, COUNT(*) AS n FROM leads \
-         WHERE created_at >= ? AND deleted_at IS NULL GROUP BY k",
+         WHERE deleted_at IS NULL AND created_at >= ? GROUP BY k",
     )
     .bind::<Timestamp, _>(first_day.and_hms_opt(0, 0, 0).unwrap_or_default())
     .load(conn)?;
@@ -192,25 +190,7 @@ pub fn compute(
         })
         .collect();
 
-    let medians: Vec<Median> = diesel::sql_query(
-        "WITH seq AS ( \
-            SELECT e.kind, e.changes ->> '$.status[0]' AS old, \
-                   julianday(e.at) - julianday(LAG(e.at) OVER (PARTITION BY e.lead_id ORDER BY e.at, e.id)) AS days \
-            FROM lead_events e \
-            WHERE e.kind IN ('created', 'status_changed') \
-              AND e.lead_id IN (SELECT id FROM leads WHERE deleted_at IS NULL)), \
-         stays AS (SELECT old AS status, days FROM seq \
-                   WHERE kind = 'status_changed' AND old IS NOT NULL AND days IS NOT NULL), \
-         ranked AS (SELECT status, days, ROW_NUMBER() OVER (PARTITION BY status ORDER BY days) AS rn, \
-                           COUNT(*) OVER (PARTITION BY status) AS cnt FROM stays) \
-         SELECT status AS k, AVG(days) AS v FROM ranked \
-         WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) GROUP BY status",
-    )
-    .load(conn)?;
-    let median_days_in_stage = statuses
-        .iter()
-        .map(|s| (s.clone(), medians.iter().find(|m| m.k == *s).map(|m| m.v)))
-        .collect();
+    let median_days_in_stage = medians(conn, statuses)?;
 
     let campaigns = diesel::sql_query(
         "SELECT c.id AS id, c.name AS name, COUNT(m.lead_id) AS leads, \
@@ -233,13 +213,52 @@ pub fn compute(
     .collect();
 
     Ok(Report {
-        total_leads: totals.total,
+        total_leads: total,
         by_status,
         funnel,
         by_source,
-        enrichment_rate: ratio(totals.enriched, totals.total),
+        enrichment_rate: ratio(enriched, total),
         created_per_day,
         median_days_in_stage,
         campaigns,
     })
+}
+
+/// Median length of completed stays per configured status, from the stored stays: a count per
+/// status, then for each one an `OFFSET` walk to the middle of the `lead_stays_done` index.
+fn medians(
+    conn: &mut SqliteConnection,
+    statuses: &[String],
+) -> Result<Vec<(String, Option<f64>)>, AppError> {
+    let done: Vec<Count> = diesel::sql_query(
+        "SELECT status AS k, COUNT(*) AS n FROM lead_stays WHERE left_at IS NOT NULL GROUP BY status",
+    )
+    .load(conn)?;
+    let mut out = Vec::with_capacity(statuses.len());
+    for s in statuses {
+        let n = done
+            .iter()
+            .find(|c| c.k.as_deref() == Some(s.as_str()))
+            .map_or(0, |c| c.n);
+        if n == 0 {
+            out.push((s.clone(), None));
+            continue;
+        }
+        // Rows (n-1)/2 and n/2 (0-based): the same row when n is odd.
+        let middle: Vec<Days> = diesel::sql_query(
+            "SELECT days FROM lead_stays WHERE status = ? AND left_at IS NOT NULL \
+             ORDER BY days LIMIT ? OFFSET ?",
+        )
+        .bind::<Text, _>(s)
+        .bind::<BigInt, _>(if n % 2 == 1 { 1 } else { 2 })
+        .bind::<BigInt, _>((n - 1) / 2)
+        .load(conn)?;
+        let median = if middle.is_empty() {
+            None
+        } else {
+            Some(middle.iter().map(|d| d.days).sum::<f64>() / middle.len() as f64)
+        };
+        out.push((s.clone(), median));
+    }
+    Ok(out)
 }

@@ -393,6 +393,8 @@ pub fn seed(
             diesel::insert_into(outbox::table)
                 .values(&outbox_rows)
                 .execute(conn)?;
+            let ids: Vec<String> = batch.iter().map(|g| g.lead.id.clone()).collect();
+            crate::leads::stays::refresh_many(conn, &ids)?;
             done += n;
         }
         Ok(done)

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::OpenFlags;
 
 use super::{BackupError, integrity, sqlite};
+use crate::error::AppError;
 
 /// Runs `PRAGMA quick_check` on an existing database file. A missing file is fine (it will be
 /// created).
@@ -157,6 +158,7 @@ pub fn full_check(path: &Path) -> Report {
         .map(|_| vec![])
         .map_err(sqlite(path)),
     );
+    report.add("stored pipeline stays", stays(path));
     for (name, sql, what) in SANITY {
         let n = conn
             .query_row(sql, [], |r| r.get::<_, i64>(0))
@@ -173,6 +175,22 @@ pub fn full_check(path: &Path) -> Report {
         );
     }
     report
+}
+
+/// Leads whose stored stays (`leads::stays`) differ from their history.
+fn stays(path: &Path) -> Result<Vec<String>, BackupError> {
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|e| BackupError::App(AppError::internal(e)))?;
+    let bad = crate::leads::stays::inconsistent(&mut conn, 10)?;
+    Ok(if bad.is_empty() {
+        vec![]
+    } else {
+        vec![format!(
+            "stored stays differ from the history for lead(s) {} (rebuilt by `leadcache check --repair`)",
+            bad.join(", ")
+        )]
+    })
 }
 
 fn foreign_keys(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<String>, BackupError> {

@@ -69,12 +69,23 @@ pub fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<()> 
 }
 
 /// `leadcache check`: prints the report; fails when anything is wrong.
-pub fn check(config: &Config) -> anyhow::Result<()> {
+pub fn check(config: &Config, repair: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
         config.database_path.is_file(),
         "no database at {}",
         config.database_path.display()
     );
+    if repair {
+        let db = crate::app::open_database(config)?;
+        let mut conn = db.conn()?;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut *conn,
+            "INSERT INTO leads_fts(leads_fts) VALUES('rebuild')",
+        )
+        .map_err(crate::error::AppError::from)?;
+        let stays = crate::leads::stays::rebuild_all(&mut conn)?;
+        println!("rebuilt the full-text index and {stays} stored pipeline stays");
+    }
     let report = check::full_check(&config.database_path);
     print!("{report}");
     if report.ok() {

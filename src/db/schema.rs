@@ -199,8 +199,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lead_stays (id) {
+        id -> BigInt,
+        lead_id -> Text,
+        status -> Text,
+        from_status -> Nullable<Text>,
+        entered_at -> Timestamp,
+        left_at -> Nullable<Timestamp>,
+        days -> Nullable<Double>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     leads,
+    lead_stays,
     lead_events,
     enrichments,
     campaigns,
@@ -216,3 +229,4 @@ diesel::joinable!(campaign_leads -> campaigns (campaign_id));
 diesel::joinable!(campaign_leads -> leads (lead_id));
 diesel::joinable!(outbox -> leads (lead_id));
 diesel::joinable!(sync_conflicts -> leads (lead_id));
+diesel::joinable!(lead_stays -> leads (lead_id));

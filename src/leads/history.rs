@@ -25,6 +25,9 @@ pub mod kind {
     pub const RESOLVED: &str = "resolved";
 }
 
+/// Appends one event. An event that moves the lead through the pipeline (or in or out of the
+/// live set) also refreshes its stored stays (`leads::stays`), so record it after the lead's row
+/// is written.
 pub fn record(
     conn: &mut SqliteConnection,
     lead_id: &str,
@@ -42,10 +45,14 @@ pub fn record(
         message,
         at,
     };
-    Ok(diesel::insert_into(lead_events::table)
+    let event = diesel::insert_into(lead_events::table)
         .values(&row)
         .returning(LeadEvent::as_returning())
-        .get_result(conn)?)
+        .get_result(conn)?;
+    if crate::leads::stays::moves_pipeline(kind) {
+        crate::leads::stays::refresh(conn, lead_id)?;
+    }
+    Ok(event)
 }
 
 /// Records a change as history: a `status_changed` event for the status (the pipeline history

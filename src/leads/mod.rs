@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod query;
 pub mod search;
+pub mod stays;
 pub mod store;
 pub mod validate;
 

@@ -471,6 +471,8 @@ fn insert_lead(
             };
             diesel::insert_into(outbox::table).values(&row).execute(c)?;
         }
+        // The events went in directly, not through `history::record`.
+        crate::leads::stays::refresh(c, &d.id)?;
         Ok(())
     });
     match result {

@@ -340,6 +340,41 @@ fn check_reports_outbox_and_history_problems() {
     assert!(failed.contains(&"foreign_key_check"), "{report}");
 }
 
+#[test]
+fn check_finds_stale_stored_stays_and_repair_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = seeded(dir.path(), 300);
+    assert!(backup::check::full_check(&config.database_path).ok());
+    let c = rusqlite::Connection::open(&config.database_path).unwrap();
+    // Stays edited by hand: one lead loses its stays, another gets a wrong length.
+    c.execute_batch(
+        "DELETE FROM lead_stays WHERE lead_id = (SELECT id FROM leads WHERE rid = 1); \
+         UPDATE lead_stays SET days = 999 WHERE id = (SELECT MIN(id) FROM lead_stays WHERE days IS NOT NULL);",
+    )
+    .unwrap();
+    let counts = |c: &rusqlite::Connection| {
+        c.query_row(
+            "SELECT (SELECT COUNT(*) FROM leads), (SELECT COUNT(*) FROM lead_events)",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap()
+    };
+    let before = counts(&c);
+    let report = backup::check::full_check(&config.database_path);
+    let failed: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| !f.ok)
+        .map(|f| f.check)
+        .collect();
+    assert_eq!(failed, ["stored pipeline stays"], "{report}");
+
+    backup::cli::check(&config, true).unwrap();
+    assert!(backup::check::full_check(&config.database_path).ok());
+    assert_eq!(counts(&c), before, "repair changes derived data only");
+}
+
 fn migrations_with(dir: &Path, broken_sql: &str) -> PathBuf {
     let root = dir.join("migrations");
     let initial =

@@ -17,11 +17,13 @@ async fn event_at(app: &TestApp, lead: &str, to: Option<&str>, at: &str) {
             };
             let n = diesel::sql_query(sql)
                 .bind::<Text, _>(at)
-                .bind::<Text, _>(lead)
+                .bind::<Text, _>(&lead)
                 .bind::<Text, _>(to.unwrap_or_default())
                 .execute(c)?;
             assert_eq!(n, 1);
-            Ok(())
+            // History edited under the application: derive the stored stays again, as
+            // `leadcache check --repair` would.
+            leadcache::leads::stays::refresh(c, &lead)
         })
         .await
         .unwrap();
@@ -222,4 +224,110 @@ async fn report_figures_match_a_hand_computed_dataset() {
         q2,
         &json!({"name": "Q2", "leads": 0, "sent": 0, "replied": 0, "replyRate": 0.0})
     );
+}
+
+/// The stored stays of every lead, as (status, from, completed) in order.
+async fn stays_of(app: &TestApp, id: &str) -> Vec<(String, Option<String>, bool)> {
+    let id = id.to_string();
+    app.db()
+        .run(move |c| {
+            use diesel::prelude::*;
+            use leadcache::db::schema::lead_stays as s;
+            Ok(s::table
+                .filter(s::lead_id.eq(&id))
+                .order(s::id)
+                .select((s::status, s::from_status, s::left_at.is_not_null()))
+                .load::<(String, Option<String>, bool)>(c)?)
+        })
+        .await
+        .unwrap()
+}
+
+fn stay(status: &str, from: Option<&str>, done: bool) -> (String, Option<String>, bool) {
+    (status.into(), from.map(str::to_string), done)
+}
+
+#[tokio::test]
+async fn stored_stays_follow_every_write_path() {
+    let app = TestApp::start().await;
+    let set = "mutation($id: ID!, $s: String!) { setLeadStatus(id: $id, status: $s) { status } }";
+    let a = app
+        .create_lead(json!({"fullName": "Ada One", "company": "A"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app
+        .create_lead(json!({"fullName": "Bo Two", "company": "B", "status": "scraped"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stays_of(&app, &a).await, [stay("new", None, false)]);
+    assert_eq!(stays_of(&app, &b).await, [stay("scraped", None, false)]);
+
+    // Status changes, through both the shortcut and a plain update.
+    app.ok(set, json!({"id": a, "s": "scraped"})).await;
+    app.ok(
+        "mutation($id: ID!) { updateLead(id: $id, patch: {status: \"contacted\", title: \"CTO\"}) { id } }",
+        json!({"id": a}),
+    )
+    .await;
+    assert_eq!(
+        stays_of(&app, &a).await,
+        [
+            stay("new", None, true),
+            stay("scraped", Some("new"), true),
+            stay("contacted", Some("scraped"), false),
+        ]
+    );
+    // An update that leaves the status alone changes nothing.
+    app.ok(
+        "mutation($id: ID!) { updateLead(id: $id, patch: {title: \"CEO\"}) { id } }",
+        json!({"id": a}),
+    )
+    .await;
+    assert_eq!(stays_of(&app, &a).await.len(), 3);
+
+    // Deleted leads have no stays; restoring brings them back from the history.
+    app.ok(
+        "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+        json!({"id": a}),
+    )
+    .await;
+    assert!(stays_of(&app, &a).await.is_empty());
+    app.ok(
+        "mutation($id: ID!) { restoreLead(id: $id) { id } }",
+        json!({"id": a}),
+    )
+    .await;
+    assert_eq!(stays_of(&app, &a).await.len(), 3);
+
+    // A manual merge: the merged lead leaves the live set, the kept one keeps its own chain.
+    app.ok(
+        "mutation($k: ID!, $m: ID!) { mergeLeads(keepId: $k, mergeId: $m) { id } }",
+        json!({"k": a, "m": b}),
+    )
+    .await;
+    assert!(stays_of(&app, &b).await.is_empty());
+    assert_eq!(stays_of(&app, &a).await.len(), 3);
+
+    // Nothing anywhere differs from a fresh derivation, and the report reads the table.
+    let bad = app
+        .db()
+        .run(|c| leadcache::leads::stays::inconsistent(c, 10))
+        .await
+        .unwrap();
+    assert!(bad.is_empty(), "stale stays for {bad:?}");
+    let r = app
+        .ok(
+            "{ report { medianDaysInStage { status medianDays } } }",
+            json!({}),
+        )
+        .await;
+    let medians = r["report"]["medianDaysInStage"].as_array().unwrap();
+    let new = medians.iter().find(|m| m["status"] == "new").unwrap();
+    assert!(new["medianDays"].as_f64().unwrap() >= 0.0, "{r}");
+    let lost = medians.iter().find(|m| m["status"] == "lost").unwrap();
+    assert_eq!(lost["medianDays"], Value::Null);
 }
