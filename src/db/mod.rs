@@ -28,6 +28,14 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite"
 /// How many connections the pool keeps. SQLite in WAL mode serves many readers at once and one
 /// writer; a small pool keeps memory low and the busy timeout absorbs write contention.
 const POOL_SIZE: u32 = 8;
+/// Page cache per connection, in KiB. SQLite's default (2 MiB) is far smaller than the indexes a
+/// 100,000-lead database walks (search, report, duplicate blocking); with it, reads and index
+/// inserts keep re-reading pages from the OS. Pages are only allocated when used.
+const CACHE_KIB: u32 = 32 * 1024;
+/// Memory-mapped reads: pages come straight from the OS page cache, shared by every connection,
+/// instead of a `pread` copy per page. Writes still go through the WAL. (The known caveat, a
+/// SIGBUS if the file is truncated under the process, does not apply: only leadcache writes it.)
+const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 /// How long a connection waits for a write lock before it gives up with "database is locked".
 const BUSY_TIMEOUT_MS: u32 = 10_000;
 
@@ -65,7 +73,9 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         let mut sql = format!(
             "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -{CACHE_KIB}; PRAGMA mmap_size = {MMAP_BYTES}; \
+             PRAGMA temp_store = MEMORY;"
         );
         if self.read_only {
             sql.push_str(" PRAGMA query_only = ON;");

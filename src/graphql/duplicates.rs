@@ -46,6 +46,27 @@ pub struct DuplicatePair {
     pub score: f64,
 }
 
+/// A live lead that looks like the same person as the lead asked about (`Lead.duplicates`).
+#[derive(SimpleObject)]
+pub struct DuplicateMatch {
+    /// The other lead.
+    pub lead: Lead,
+    /// The strongest rule that matched.
+    pub matched_by: DuplicateRule,
+    /// 1 for LINKEDIN and EMAIL; for NAME_COMPANY the lower of the name and company similarity.
+    pub score: f64,
+}
+
+impl From<dedup::Match> for DuplicateMatch {
+    fn from(m: dedup::Match) -> Self {
+        DuplicateMatch {
+            lead: Lead(m.lead),
+            matched_by: m.rule.into(),
+            score: m.score,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct DuplicatesQuery;
 

@@ -204,6 +204,26 @@ impl Lead {
             .map(LeadEvent)
             .collect())
     }
+    /// Live leads that look like the same person (SPEC §11 rules: LinkedIn profile, then email,
+    /// then name + company similarity >= 0.85), strongest first, each once. Nothing is merged;
+    /// use `mergeLeads`. Empty for a deleted lead.
+    async fn duplicates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<crate::graphql::duplicates::DuplicateMatch>> {
+        let first = crate::leads::query::check_first(i64::from(first)).gql()? as usize;
+        if self.0.deleted_at.is_some() {
+            return Ok(Vec::new());
+        }
+        let lead = self.0.clone();
+        let found = crate::graphql::state(ctx)
+            .db
+            .run(move |c| crate::leads::dedup::matches(c, &lead, first))
+            .await
+            .gql()?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
     /// Enrichment data, newest first.
     async fn enrichments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Enrichment>> {
         let rows = ctx

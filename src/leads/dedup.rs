@@ -89,37 +89,58 @@ fn live() -> leads::BoxedQuery<'static, diesel::sqlite::Sqlite> {
         .into_boxed()
 }
 
-/// The existing live lead that `lead` duplicates, if any. `lead` itself (same id) is never its
-/// own duplicate, so this works for stored leads too.
+/// The existing live lead that `lead` duplicates, if any: the first of [`matches`]. `lead` itself
+/// (same id) is never its own duplicate, so this works for stored leads too.
 pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, AppError> {
-    // Exact rules first, in order: the LinkedIn profile, then the email.
+    Ok(matches(conn, lead, 1)?.into_iter().next())
+}
+
+/// Up to `limit` live leads that `lead` duplicates, strongest first: the exact rules in order
+/// (LinkedIn profile, then email; oldest lead first), then name + company by score. A lead is
+/// listed once, under its strongest rule. Stops reading as soon as `limit` are found, so
+/// [`find`] (limit 1) costs one indexed lookup when the LinkedIn profile matches.
+pub fn matches(
+    conn: &mut SqliteConnection,
+    lead: &Lead,
+    limit: usize,
+) -> Result<Vec<Match>, AppError> {
+    let mut out: Vec<Match> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::from([lead.id.clone()]);
     let exact = [
         (lead.linkedin_key.clone(), Rule::Linkedin),
         (lead.email_key.clone(), Rule::Email),
     ];
     for (key, rule) in exact {
         let Some(key) = key else { continue };
+        if out.len() >= limit {
+            return Ok(out);
+        }
         let same_key = match rule {
             Rule::Linkedin => live().filter(leads::linkedin_key.eq(key)),
             _ => live().filter(leads::email_key.eq(key)),
         };
-        let found: Option<Lead> = same_key
+        let found: Vec<Lead> = same_key
             .filter(leads::id.ne(lead.id.clone()))
             .order(leads::rid)
             .select(Lead::as_select())
-            .first(conn)
-            .optional()?;
-        if let Some(found) = found {
-            return Ok(Some(Match {
-                lead: found,
-                rule,
-                score: 1.0,
-            }));
+            .limit(i64::try_from(limit - out.len() + seen.len()).unwrap_or(i64::MAX))
+            .load(conn)?;
+        for found in found {
+            if out.len() < limit && seen.insert(found.id.clone()) {
+                out.push(Match {
+                    lead: found,
+                    rule,
+                    score: 1.0,
+                });
+            }
         }
     }
     let (Some(key), Some(company)) = (&lead.name_company_key, &lead.company_key) else {
-        return Ok(None);
+        return Ok(out);
     };
+    if out.len() >= limit {
+        return Ok(out);
+    }
     let mut scored: Vec<(f64, i64)> = candidates(conn, key, company)?
         .into_iter()
         .filter_map(|(rid, other)| name_company_score(key, &other).map(|s| (s, rid)))
@@ -127,22 +148,26 @@ pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, A
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     for (score, rid) in scored {
+        if out.len() >= limit {
+            break;
+        }
         let found: Lead = leads::table
             .filter(leads::rid.eq(rid))
             .select(Lead::as_select())
             .first(conn)?;
-        if found.id == lead.id
+        if seen.contains(&found.id)
             || contradicts(found.linkedin_key.as_deref(), lead.linkedin_key.as_deref())
         {
             continue;
         }
-        return Ok(Some(Match {
+        seen.insert(found.id.clone());
+        out.push(Match {
             lead: found,
             rule: Rule::NameCompany,
             score,
-        }));
+        });
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The two blocks of a `name|company` key: `(rid, name_company_key)` of live leads.

@@ -49,7 +49,13 @@ pub fn record(
         .values(&row)
         .returning(LeadEvent::as_returning())
         .get_result(conn)?;
-    if crate::leads::stays::moves_pipeline(kind) {
+    if kind == self::kind::CREATED {
+        let status = changes
+            .get("status")
+            .and_then(|pair| pair.get(1))
+            .and_then(Value::as_str);
+        crate::leads::stays::created(conn, lead_id, status, at)?;
+    } else if crate::leads::stays::moves_pipeline(kind) {
         crate::leads::stays::refresh(conn, lead_id)?;
     }
     Ok(event)

@@ -81,12 +81,26 @@ fn pipeline_events(
     conn: &mut SqliteConnection,
     ids: &[String],
 ) -> Result<Vec<LeadEvent>, AppError> {
-    Ok(lead_events::table
+    // The kind is filtered here, not in SQL: with `kind IN (...)` in the query SQLite may walk
+    // the (kind, at) index over the whole history instead of the (lead_id, at) one.
+    let all: Vec<LeadEvent> = lead_events::table
         .filter(lead_events::lead_id.eq_any(ids))
-        .filter(lead_events::kind.eq_any([kind::CREATED, kind::PULLED, kind::STATUS_CHANGED]))
         .order((lead_events::lead_id, lead_events::at, lead_events::id))
         .select(LeadEvent::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    Ok(only_pipeline(all))
+}
+
+fn only_pipeline(events: Vec<LeadEvent>) -> Vec<LeadEvent> {
+    events
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind.as_str(),
+                kind::CREATED | kind::PULLED | kind::STATUS_CHANGED
+            )
+        })
+        .collect()
 }
 
 fn by_lead(events: Vec<LeadEvent>) -> HashMap<String, Vec<LeadEvent>> {
@@ -99,7 +113,41 @@ fn by_lead(events: Vec<LeadEvent>) -> HashMap<String, Vec<LeadEvent>> {
 
 /// Recomputes the stays of the lead `id` (none when it is deleted or gone).
 pub fn refresh(conn: &mut SqliteConnection, id: &str) -> Result<(), AppError> {
-    refresh_many(conn, &[id.to_string()])
+    diesel::delete(lead_stays::table.filter(lead_stays::lead_id.eq(id))).execute(conn)?;
+    let lead: Option<Lead> = leads::table
+        .filter(leads::id.eq(id))
+        .filter(leads::deleted_at.is_null())
+        .select(Lead::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(lead) = lead else { return Ok(()) };
+    let events: Vec<LeadEvent> = lead_events::table
+        .filter(lead_events::lead_id.eq(id))
+        .order((lead_events::at, lead_events::id))
+        .select(LeadEvent::as_select())
+        .load(conn)?;
+    insert(conn, &derive(&lead, &only_pipeline(events)))
+}
+
+/// The stay of a lead that was just created (its `created` event is its only history): what
+/// [`refresh`] would store, without reading anything back. Bulk creation calls this per lead.
+pub fn created(
+    conn: &mut SqliteConnection,
+    id: &str,
+    status: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::insert_into(lead_stays::table)
+        .values(StayRow {
+            lead_id: id.to_string(),
+            status: status.unwrap_or("new").to_string(),
+            from_status: None,
+            entered_at: at,
+            left_at: None,
+            days: None,
+        })
+        .execute(conn)?;
+    Ok(())
 }
 
 /// [`refresh`] for many leads at once (a few statements per 500 leads).

@@ -485,3 +485,87 @@ async fn duplicate_candidates_lists_pulled_look_alikes_and_merges_nothing() {
         "nothing merged"
     );
 }
+
+#[tokio::test]
+async fn lead_duplicates_lists_every_look_alike_once_under_its_strongest_rule() {
+    let app = TestApp::start().await;
+    // Stored without detection (as pulled), so the look-alikes coexist.
+    let me = store_as_pulled(
+        &app,
+        json!({"full_name": "Jane Doe", "company": "Acme Inc", "email": "jane@acme.com",
+               "linkedin_url": "https://www.linkedin.com/in/jane-doe"}),
+    )
+    .await;
+    let by_linkedin_and_email = store_as_pulled(
+        &app,
+        json!({"full_name": "J. Doe", "email": "JANE@acme.com",
+               "linkedin_url": "https://de.linkedin.com/in/Jane-Doe/"}),
+    )
+    .await;
+    let by_email = store_as_pulled(
+        &app,
+        json!({"full_name": "Janet", "email": " jane@acme.com"}),
+    )
+    .await;
+    let by_name = store_as_pulled(
+        &app,
+        json!({"full_name": "Jane Doe", "company": "ACME, LLC"}),
+    )
+    .await;
+    // Same name and company but another LinkedIn profile: a different person.
+    store_as_pulled(
+        &app,
+        json!({"full_name": "Jane Doe", "company": "Acme", "linkedin_url": "https://linkedin.com/in/jane-doe-2"}),
+    )
+    .await;
+    // Unrelated, and a deleted look-alike.
+    store_as_pulled(&app, json!({"full_name": "John Roe", "company": "Acme"})).await;
+    let deleted = store_as_pulled(
+        &app,
+        json!({"full_name": "Jane Doe", "email": "jane@acme.com"}),
+    )
+    .await;
+    app.ok(
+        "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+        json!({"id": deleted}),
+    )
+    .await;
+
+    let q = "query($id: ID!, $n: Int) { lead(id: $id) { duplicates(first: $n) { matchedBy score lead { id } } } }";
+    let found = app.ok(q, json!({"id": me, "n": 10})).await["lead"]["duplicates"].clone();
+    let got: Vec<(String, String)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["lead"]["id"].as_str().unwrap().to_string(),
+                m["matchedBy"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (by_linkedin_and_email.clone(), "LINKEDIN".to_string()),
+            (by_email, "EMAIL".to_string()),
+            (by_name, "NAME_COMPANY".to_string()),
+        ],
+        "{found}"
+    );
+    assert_eq!(found[0]["score"], 1.0);
+    assert!(found[2]["score"].as_f64().unwrap() >= 0.85);
+
+    // `first` bounds the list; out-of-range values are refused by name.
+    let one = app.ok(q, json!({"id": me, "n": 1})).await["lead"]["duplicates"].clone();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["lead"]["id"], by_linkedin_and_email.as_str());
+    let err = app.gql(q, json!({"id": me, "n": -1})).await;
+    assert!(
+        err["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("first"),
+        "{err}"
+    );
+}
