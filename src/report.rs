@@ -1,5 +1,10 @@
 //! The pipeline report (`report`), computed in SQL over live (not deleted) leads.
 //!
+//! Fast at 100,000 leads (goal 100 ms, BENCHMARKS.md) because nothing replays the history: the
+//! counts are one walk of the covering index `leads_report` plus a range of `leads_live_created`,
+//! and the stage medians and "lost from" read the stored stays (`leads::stays`). The server reads
+//! the two halves on two connections at once ([`compute_on`]).
+//!
 //! Definitions:
 //! - `byStatus`: leads per current status, configured statuses in pipeline order (zeros included),
 //!   then any other status found (from Airtable) by name.
@@ -25,6 +30,7 @@ use std::collections::BTreeMap;
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp};
 use diesel::sqlite::SqliteConnection;
 
+use crate::db::Db;
 use crate::error::AppError;
 
 /// The status that leaves the pipeline (see `funnel`).
@@ -100,98 +106,86 @@ fn ratio(a: i64, b: i64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// Computes the report. `statuses` is the configured pipeline (LEAD_STATUSES), `today` the
-/// current UTC date.
+/// Computes the report on one connection. `statuses` is the configured pipeline
+/// (LEAD_STATUSES), `today` the current UTC date.
 pub fn compute(
     conn: &mut SqliteConnection,
     statuses: &[String],
     today: NaiveDate,
 ) -> Result<Report, AppError> {
+    let counts = read_counts(conn, today)?;
+    let history = read_history(conn, statuses)?;
+    Ok(assemble(statuses, counts, history))
+}
+
+/// [`compute`] with its two halves (the leads' counts; the stays and campaigns) read on two
+/// pooled connections at once: WAL readers do not block each other, so the report takes about
+/// as long as its slower half.
+pub async fn compute_on(
+    db: &Db,
+    statuses: Vec<String>,
+    today: NaiveDate,
+) -> Result<Report, AppError> {
+    let wanted = statuses.clone();
+    let (counts, history) = tokio::try_join!(
+        db.run(move |c| read_counts(c, today)),
+        db.run(move |c| read_history(c, &wanted)),
+    )?;
+    Ok(assemble(&statuses, counts, history))
+}
+
+/// What the report needs from the leads table.
+struct Counts {
+    groups: Vec<Group>,
+    per_day: Vec<Count>,
+    today: NaiveDate,
+}
+
+/// What the report needs from the stored stays and the campaigns.
+struct History {
+    lost_from: Vec<Count>,
+    medians: Vec<(String, Option<f64>)>,
+    campaigns: Vec<CampaignStats>,
+}
+
+fn first_day(today: NaiveDate) -> NaiveDate {
+    today - Duration::days(DAYS - 1)
+}
+
+fn read_counts(conn: &mut SqliteConnection, today: NaiveDate) -> Result<Counts, AppError> {
     // Total, by status, by source and enriched: one walk of the covering index `leads_report`.
     let groups: Vec<Group> = diesel::sql_query(
         "SELECT status, source, enriched, COUNT(*) AS n FROM leads WHERE deleted_at IS NULL \
          GROUP BY status, source, enriched",
     )
     .load(conn)?;
-    let total: i64 = groups.iter().map(|g| g.n).sum();
-    let enriched: i64 = groups.iter().filter(|g| g.enriched).map(|g| g.n).sum();
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut sources: BTreeMap<Option<&str>, i64> = BTreeMap::new();
-    for g in &groups {
-        *counts.entry(g.status.as_str()).or_default() += g.n;
-        *sources.entry(g.source.as_deref()).or_default() += g.n;
-    }
-    let count_of = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let mut by_status: Vec<(String, i64)> =
-        statuses.iter().map(|s| (s.clone(), count_of(s))).collect();
-    for (k, n) in &counts {
-        if !statuses.iter().any(|s| s == k) {
-            by_status.push(((*k).to_string(), *n));
-        }
-    }
-    let mut by_source: Vec<(Option<String>, i64)> = sources
-        .into_iter()
-        .map(|(k, n)| (k.map(str::to_string), n))
-        .collect();
-    // Most first, then by name (None first, as SQL sorts NULL).
-    by_source.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-
-    // Funnel: the position each lead reached, then a running sum from the end.
-    let stages: Vec<&String> = statuses.iter().filter(|s| *s != LOST).collect();
-    let mut at_position = vec![0i64; stages.len()];
-    let position = |s: Option<&str>| {
-        s.and_then(|s| stages.iter().position(|x| *x == s))
-            .unwrap_or(0)
-    };
-    for (k, n) in counts.iter().filter(|(k, _)| **k != LOST) {
-        if let Some(slot) = at_position.get_mut(position(Some(k))) {
-            *slot += n;
-        }
-    }
-    if statuses.iter().any(|s| s == LOST) {
-        // Where each lost lead came from: the stay before its current (open) `lost` stay.
-        let lost_from: Vec<Count> = diesel::sql_query(
-            "SELECT from_status AS k, COUNT(*) AS n FROM lead_stays \
-             WHERE status = ? AND left_at IS NULL GROUP BY from_status",
-        )
-        .bind::<Text, _>(LOST)
-        .load(conn)?;
-        for c in lost_from {
-            if let Some(slot) = at_position.get_mut(position(c.k.as_deref())) {
-                *slot += c.n;
-            }
-        }
-    }
-    let mut funnel = Vec::with_capacity(stages.len());
-    let mut reached = 0;
-    for (i, s) in stages.iter().enumerate().rev() {
-        reached += at_position[i];
-        funnel.push(((*s).clone(), reached, ratio(reached, total)));
-    }
-    funnel.reverse();
-
-    let first_day = today - Duration::days(DAYS - 1);
+    // A range of the covering index `leads_live_created`.
     let per_day: Vec<Count> = diesel::sql_query(
         "SELECT date(created_at) AS k, COUNT(*) AS n FROM leads \
          WHERE deleted_at IS NULL AND created_at >= ? GROUP BY k",
     )
-    .bind::<Timestamp, _>(first_day.and_hms_opt(0, 0, 0).unwrap_or_default())
+    .bind::<Timestamp, _>(first_day(today).and_hms_opt(0, 0, 0).unwrap_or_default())
     .load(conn)?;
-    let created_per_day = (0..DAYS)
-        .map(|d| {
-            let day = (first_day + Duration::days(d))
-                .format("%Y-%m-%d")
-                .to_string();
-            let n = per_day
-                .iter()
-                .find(|c| c.k.as_deref() == Some(day.as_str()))
-                .map_or(0, |c| c.n);
-            (day, n)
-        })
-        .collect();
+    Ok(Counts {
+        groups,
+        per_day,
+        today,
+    })
+}
 
-    let median_days_in_stage = medians(conn, statuses)?;
-
+fn read_history(conn: &mut SqliteConnection, statuses: &[String]) -> Result<History, AppError> {
+    // Where each lost lead came from: the stay before its current (open) `lost` stay.
+    let lost_from: Vec<Count> = if statuses.iter().any(|s| s == LOST) {
+        diesel::sql_query(
+            "SELECT from_status AS k, COUNT(*) AS n FROM lead_stays \
+             WHERE status = ? AND left_at IS NULL GROUP BY from_status",
+        )
+        .bind::<Text, _>(LOST)
+        .load(conn)?
+    } else {
+        Vec::new()
+    };
+    let medians = medians(conn, statuses)?;
     let campaigns = diesel::sql_query(
         "SELECT c.id AS id, c.name AS name, COUNT(m.lead_id) AS leads, \
                 COALESCE(SUM(CASE WHEN m.status IN ('sent', 'replied', 'bounced') THEN 1 ELSE 0 END), 0) AS sent, \
@@ -212,41 +206,115 @@ pub fn compute(
     })
     .collect();
 
-    Ok(Report {
+    Ok(History {
+        lost_from,
+        medians,
+        campaigns,
+    })
+}
+
+fn assemble(statuses: &[String], counts: Counts, history: History) -> Report {
+    let groups = &counts.groups;
+    let total: i64 = groups.iter().map(|g| g.n).sum();
+    let enriched: i64 = groups.iter().filter(|g| g.enriched).map(|g| g.n).sum();
+    let mut by_status_map: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut sources: BTreeMap<Option<&str>, i64> = BTreeMap::new();
+    for g in groups {
+        *by_status_map.entry(g.status.as_str()).or_default() += g.n;
+        *sources.entry(g.source.as_deref()).or_default() += g.n;
+    }
+    let count_of = |s: &str| by_status_map.get(s).copied().unwrap_or(0);
+    let mut by_status: Vec<(String, i64)> =
+        statuses.iter().map(|s| (s.clone(), count_of(s))).collect();
+    for (k, n) in &by_status_map {
+        if !statuses.iter().any(|s| s == k) {
+            by_status.push(((*k).to_string(), *n));
+        }
+    }
+    let mut by_source: Vec<(Option<String>, i64)> = sources
+        .into_iter()
+        .map(|(k, n)| (k.map(str::to_string), n))
+        .collect();
+    // Most first, then by name (None first, as SQL sorts NULL).
+    by_source.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+    // Funnel: the position each lead reached, then a running sum from the end.
+    let stages: Vec<&String> = statuses.iter().filter(|s| *s != LOST).collect();
+    let mut at_position = vec![0i64; stages.len()];
+    let position = |s: Option<&str>| {
+        s.and_then(|s| stages.iter().position(|x| *x == s))
+            .unwrap_or(0)
+    };
+    for (k, n) in by_status_map.iter().filter(|(k, _)| **k != LOST) {
+        if let Some(slot) = at_position.get_mut(position(Some(k))) {
+            *slot += n;
+        }
+    }
+    for c in &history.lost_from {
+        if let Some(slot) = at_position.get_mut(position(c.k.as_deref())) {
+            *slot += c.n;
+        }
+    }
+    let mut funnel = Vec::with_capacity(stages.len());
+    let mut reached = 0;
+    for (i, s) in stages.iter().enumerate().rev() {
+        reached += at_position[i];
+        funnel.push(((*s).clone(), reached, ratio(reached, total)));
+    }
+    funnel.reverse();
+
+    let first = first_day(counts.today);
+    let created_per_day = (0..DAYS)
+        .map(|d| {
+            let day = (first + Duration::days(d)).format("%Y-%m-%d").to_string();
+            let n = counts
+                .per_day
+                .iter()
+                .find(|c| c.k.as_deref() == Some(day.as_str()))
+                .map_or(0, |c| c.n);
+            (day, n)
+        })
+        .collect();
+
+    Report {
         total_leads: total,
         by_status,
         funnel,
         by_source,
         enrichment_rate: ratio(enriched, total),
         created_per_day,
-        median_days_in_stage,
-        campaigns,
-    })
+        median_days_in_stage: history.medians,
+        campaigns: history.campaigns,
+    }
 }
 
-/// Median length of completed stays per configured status, from the stored stays: a count per
-/// status, then for each one an `OFFSET` walk to the middle of the `lead_stays_done` index.
+/// Median length of completed stays per configured status, from the stored stays: per status a
+/// range count and an `OFFSET` walk to the middle of the covering index `lead_stays_days`.
 fn medians(
     conn: &mut SqliteConnection,
     statuses: &[String],
 ) -> Result<Vec<(String, Option<f64>)>, AppError> {
-    let done: Vec<Count> = diesel::sql_query(
-        "SELECT status AS k, COUNT(*) AS n FROM lead_stays WHERE left_at IS NOT NULL GROUP BY status",
-    )
-    .load(conn)?;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
     let mut out = Vec::with_capacity(statuses.len());
     for s in statuses {
-        let n = done
-            .iter()
-            .find(|c| c.k.as_deref() == Some(s.as_str()))
-            .map_or(0, |c| c.n);
+        // `days` is NULL exactly while a stay goes on.
+        let n = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM lead_stays WHERE status = ? AND days IS NOT NULL",
+        )
+        .bind::<Text, _>(s)
+        .get_result::<N>(conn)?
+        .n;
         if n == 0 {
             out.push((s.clone(), None));
             continue;
         }
         // Rows (n-1)/2 and n/2 (0-based): the same row when n is odd.
         let middle: Vec<Days> = diesel::sql_query(
-            "SELECT days FROM lead_stays WHERE status = ? AND left_at IS NOT NULL \
+            "SELECT days FROM lead_stays WHERE status = ? AND days IS NOT NULL \
              ORDER BY days LIMIT ? OFFSET ?",
         )
         .bind::<Text, _>(s)

@@ -157,9 +157,7 @@ impl ReportQuery {
         let state = state(ctx);
         let statuses = state.config.lead_statuses.clone();
         let today = crate::time::now().date();
-        let report = state
-            .db
-            .run(move |c| crate::report::compute(c, &statuses, today))
+        let report = crate::report::compute_on(&state.db, statuses, today)
             .await
             .gql()?;
         Ok(report.into())
