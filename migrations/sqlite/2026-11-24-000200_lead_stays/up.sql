@@ -24,7 +24,9 @@ CREATE INDEX lead_stays_open ON lead_stays (status, from_status) WHERE left_at I
 
 -- The report's counts (total, by status, by source, enriched) in one walk of a covering index,
 -- and the leads created per day over the last 30 days as one range of another (no row read).
--- `deleted_at` leads both instead of a partial index: SQLite does not treat a partial index as
--- covering a query that names the filtered column.
-CREATE INDEX leads_report ON leads (deleted_at, status, source, enriched);
-CREATE INDEX leads_live_created ON leads (deleted_at, created_at);
+-- `deleted_at` comes LAST in both: SQLite does not treat a partial `WHERE deleted_at IS NULL`
+-- index as covering, and an index that starts with `deleted_at` looks like an equality match to
+-- the planner for every `deleted_at IS NULL` query (the duplicate-blocking range scans then walked
+-- every live lead instead of using `leads_dedup_name`).
+CREATE INDEX leads_report ON leads (status, source, enriched, deleted_at);
+CREATE INDEX leads_live_created ON leads (created_at, deleted_at);
