@@ -16,8 +16,8 @@ use super::pacing::{self, BasePacer};
 use super::params::{list_body, list_query};
 use super::stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 use super::{
-    AirtableApi, AirtableError, Fields, ListPage, ListParams, MAX_BATCH, Record, RecordUpdate,
-    UpsertResult,
+    AirtableApi, AirtableError, Fields, ListPage, ListParams, MAX_BATCH, PlannedRequest, Record,
+    RecordUpdate, UpsertResult, Write,
 };
 use crate::config::{AirtableConfig, ApiKeySource, Secret};
 
@@ -271,18 +271,90 @@ impl HttpClient {
         Ok(())
     }
 
-    async fn plain_create(&self, records: &[Fields]) -> Result<Vec<Record>, AirtableError> {
-        let body = json!({
-            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
-            "typecast": self.inner.opts.typecast,
+    /// The request a create of `records` sends now: an upsert merging on the Lead ID field while
+    /// the table has one (and every record carries its id), else a plain create without it.
+    /// Returns whether it is the upsert.
+    fn prepare_create(&self, records: &[Fields]) -> (Prepared, bool) {
+        let field = &self.inner.lead_id_field;
+        let upserts = self.inner.upsert_creates.load(Ordering::Relaxed);
+        let all_have_id = records.iter().all(|r| {
+            r.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
         });
-        let url = self.inner.table_url.clone();
-        let v = self
-            .send(RequestKind::Create, false, RetryPolicy::NotApplied, |c| {
-                c.post(url.clone()).json(&body)
+        if upserts && all_have_id {
+            return (
+                self.prepare_upsert(RequestKind::Create, records, std::slice::from_ref(field)),
+                true,
+            );
+        }
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if !upserts {
+                    // The table has no Lead ID field: sending it would fail with UNKNOWN_FIELD_NAME.
+                    r.remove(field);
+                }
+                json!({"fields": r})
             })
-            .await?;
-        records_of(v)
+            .collect();
+        let prepared = Prepared {
+            kind: RequestKind::Create,
+            method: Method::POST,
+            url: self.inner.table_url.clone(),
+            body: Some(json!({"records": records, "typecast": self.inner.opts.typecast})),
+            policy: RetryPolicy::NotApplied,
+        };
+        (prepared, false)
+    }
+
+    fn prepare_upsert(&self, kind: RequestKind, records: &[Fields], merge_on: &[String]) -> Prepared {
+        Prepared {
+            kind,
+            method: Method::PATCH,
+            url: self.inner.table_url.clone(),
+            body: Some(json!({
+                "performUpsert": {"fieldsToMergeOn": merge_on},
+                "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
+                "typecast": self.inner.opts.typecast,
+            })),
+            policy: RetryPolicy::All,
+        }
+    }
+
+    fn prepare_update(&self, updates: &[RecordUpdate]) -> Prepared {
+        Prepared {
+            kind: RequestKind::Update,
+            method: Method::PATCH,
+            url: self.inner.table_url.clone(),
+            body: Some(json!({"records": updates, "typecast": self.inner.opts.typecast})),
+            policy: RetryPolicy::All,
+        }
+    }
+
+    fn prepare_delete(&self, ids: &[String]) -> Prepared {
+        let mut url = self.inner.table_url.clone();
+        url.query_pairs_mut()
+            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
+        Prepared {
+            kind: RequestKind::Delete,
+            method: Method::DELETE,
+            url,
+            body: None,
+            policy: RetryPolicy::All,
+        }
+    }
+
+    async fn send_prepared(&self, p: &Prepared) -> Result<Value, AirtableError> {
+        self.send(p.kind, false, p.policy, |c| {
+            let request = c.request(p.method.clone(), p.url.clone());
+            match &p.body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
     }
 
     async fn upsert_as(
@@ -292,22 +364,9 @@ impl HttpClient {
         merge_on: &[String],
     ) -> Result<UpsertResult, AirtableError> {
         Self::check_batch(records.len())?;
-        if merge_on.is_empty() || merge_on.len() > 3 {
-            return Err(AirtableError::InvalidRequest(format!(
-                "upsert needs 1 to 3 fields to merge on, got {}",
-                merge_on.len()
-            )));
-        }
-        let body = json!({
-            "performUpsert": {"fieldsToMergeOn": merge_on},
-            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
-            "typecast": self.inner.opts.typecast,
-        });
-        let url = self.inner.table_url.clone();
+        check_merge_on(merge_on)?;
         let v = self
-            .send(kind, false, RetryPolicy::All, |c| {
-                c.patch(url.clone()).json(&body)
-            })
+            .send_prepared(&self.prepare_upsert(kind, records, merge_on))
             .await?;
         let ids = |key: &str| -> Vec<String> {
             v.get(key)
@@ -326,18 +385,12 @@ impl HttpClient {
             updated,
         })
     }
+
     async fn delete_batch(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut url = self.inner.table_url.clone();
-        url.query_pairs_mut()
-            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
-        let v = self
-            .send(RequestKind::Delete, false, RetryPolicy::All, |c| {
-                c.delete(url.clone())
-            })
-            .await?;
+        let v = self.send_prepared(&self.prepare_delete(ids)).await?;
         Ok(v.get("records")
             .and_then(Value::as_array)
             .map(|a| {
@@ -348,6 +401,41 @@ impl HttpClient {
             })
             .unwrap_or_default())
     }
+}
+
+/// A request built but not sent: what [`AirtableApi::preview`] shows is what `send_prepared`
+/// sends, because both come from here.
+struct Prepared {
+    kind: RequestKind,
+    method: Method,
+    url: Url,
+    body: Option<Value>,
+    policy: RetryPolicy,
+}
+
+impl Prepared {
+    fn planned(&self) -> PlannedRequest {
+        let mut path = self.url.path().to_string();
+        if let Some(q) = self.url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        PlannedRequest {
+            method: self.method.to_string(),
+            path,
+            body: self.body.clone(),
+        }
+    }
+}
+
+fn check_merge_on(merge_on: &[String]) -> Result<(), AirtableError> {
+    if merge_on.is_empty() || merge_on.len() > 3 {
+        return Err(AirtableError::InvalidRequest(format!(
+            "upsert needs 1 to 3 fields to merge on, got {}",
+            merge_on.len()
+        )));
+    }
+    Ok(())
 }
 
 fn read_token_file(p: &std::path::Path) -> Result<Secret, AirtableError> {
@@ -443,49 +531,31 @@ impl AirtableApi for HttpClient {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let field = &self.inner.lead_id_field;
-        let all_have_id = records.iter().all(|r| {
-            r.get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        });
-        if all_have_id && self.inner.upsert_creates.load(Ordering::Relaxed) {
-            match self
-                .upsert_as(RequestKind::Create, records, std::slice::from_ref(field))
-                .await
-            {
-                Ok(r) => return Ok(r.records),
-                Err(AirtableError::Unprocessable {
-                    kind: UnprocessableKind::UnknownFieldName,
-                    message,
-                }) if message.contains(field.as_str()) => {
-                    if self.inner.upsert_creates.swap(false, Ordering::Relaxed) {
-                        warn!(
-                            field = %field,
-                            "the Airtable table has no {field:?} field (AIRTABLE_LEAD_ID_FIELD): \
-                             creates fall back to plain creates, and a create whose answer is lost \
-                             is not retried. Add a single line text field {field:?} to the table \
-                             to make creates idempotent"
-                        );
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+        let (prepared, upsert) = self.prepare_create(records);
+        if !upsert {
+            return records_of(self.send_prepared(&prepared).await?);
         }
-        let cleaned: Vec<Fields> = if self.inner.upsert_creates.load(Ordering::Relaxed) {
-            records.to_vec()
-        } else {
-            // The table has no Lead ID field: sending it would fail with UNKNOWN_FIELD_NAME.
-            records
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.remove(field);
-                    r
-                })
-                .collect()
-        };
-        self.plain_create(&cleaned).await
+        let field = &self.inner.lead_id_field;
+        match self.send_prepared(&prepared).await {
+            Ok(v) => return records_of(v),
+            Err(AirtableError::Unprocessable {
+                kind: UnprocessableKind::UnknownFieldName,
+                message,
+            }) if message.contains(field.as_str()) => {
+                if self.inner.upsert_creates.swap(false, Ordering::Relaxed) {
+                    warn!(
+                        field = %field,
+                        "the Airtable table has no {field:?} field (AIRTABLE_LEAD_ID_FIELD): \
+                         creates fall back to plain creates, and a create whose answer is lost \
+                         is not retried. Add a single line text field {field:?} to the table \
+                         to make creates idempotent"
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let (plain, _) = self.prepare_create(records);
+        records_of(self.send_prepared(&plain).await?)
     }
 
     async fn update(&self, updates: &[RecordUpdate]) -> Result<Vec<Record>, AirtableError> {
@@ -493,14 +563,7 @@ impl AirtableApi for HttpClient {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let body = json!({"records": updates, "typecast": self.inner.opts.typecast});
-        let url = self.inner.table_url.clone();
-        let v = self
-            .send(RequestKind::Update, false, RetryPolicy::All, |c| {
-                c.patch(url.clone()).json(&body)
-            })
-            .await?;
-        records_of(v)
+        records_of(self.send_prepared(&self.prepare_update(updates)).await?)
     }
 
     async fn upsert(
@@ -533,6 +596,24 @@ impl AirtableApi for HttpClient {
             Err(e) if e.is_not_found() => Ok(ids.to_vec()),
             other => other,
         }
+    }
+
+    fn preview(&self, write: &Write) -> Result<PlannedRequest, AirtableError> {
+        let prepared = match write {
+            Write::Create(records) => {
+                Self::check_batch(records.len())?;
+                self.prepare_create(records).0
+            }
+            Write::Update(updates) => {
+                Self::check_batch(updates.len())?;
+                self.prepare_update(updates)
+            }
+            Write::Delete(ids) => {
+                Self::check_batch(ids.len())?;
+                self.prepare_delete(ids)
+            }
+        };
+        Ok(prepared.planned())
     }
 
     async fn reload_token(&self) -> Result<(), AirtableError> {

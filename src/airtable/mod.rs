@@ -122,6 +122,28 @@ pub struct UpsertResult {
     pub updated: Vec<String>,
 }
 
+/// One batch write, as [`AirtableApi::preview`] describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// [`AirtableApi::create`].
+    Create(Vec<Fields>),
+    /// [`AirtableApi::update`].
+    Update(Vec<RecordUpdate>),
+    /// [`AirtableApi::delete`].
+    Delete(Vec<String>),
+}
+
+/// One HTTP request as the client sends it (for dry runs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRequest {
+    /// `POST`, `PATCH`, `DELETE`, ...
+    pub method: String,
+    /// The URL's path and query, percent-encoded as sent (`/v0/app…/Leads?records%5B%5D=rec…`).
+    pub path: String,
+    /// The JSON body; `None` when the request has none (deletes).
+    pub body: Option<Value>,
+}
+
 /// The Airtable operations leadcache uses. All writes take at most [`MAX_BATCH`] records.
 #[async_trait]
 pub trait AirtableApi: Send + Sync {
@@ -152,6 +174,12 @@ pub trait AirtableApi: Send + Sync {
     /// Deletes records; returns the ids deleted. A record that is already gone counts as
     /// deleted (so a delete retried after a lost answer succeeds).
     async fn delete(&self, ids: &[String]) -> Result<Vec<String>, AirtableError>;
+
+    /// The request that [`create`](Self::create), [`update`](Self::update) or
+    /// [`delete`](Self::delete) would send for `write` now, without sending it. It is the
+    /// first request of the call: a create the table refuses for its missing Lead ID field is
+    /// sent again as a plain create, and a batch delete answered 404 is redone record by record.
+    fn preview(&self, write: &Write) -> Result<PlannedRequest, AirtableError>;
 
     /// Re-reads the token from `AIRTABLE_API_KEY_FILE` (a no-op for a fixed token). The sync
     /// engine calls it before every run.
