@@ -29,8 +29,9 @@ pub fn install_crypto_provider() {
 /// Tunables of the client. The defaults are production values; tests shorten the pauses.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Extra spacing over `1 s / AIRTABLE_RATE_LIMIT`, absorbing network jitter (0.1 = 10 %).
-    pub pacing_margin: f64,
+    /// Added to each 1-second rate window, for clocks only (timer granularity, a server clock
+    /// that runs slightly fast); network jitter needs no margin (see `pacing.rs`).
+    pub pacing_margin: Duration,
     /// Pause of the whole base after a 429 (Airtable locks a base out for 30 s).
     pub rate_limit_pause: Duration,
     /// Up to this much is added at random to `rate_limit_pause`.
@@ -53,7 +54,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            pacing_margin: 0.1,
+            pacing_margin: Duration::from_millis(10),
             rate_limit_pause: Duration::from_secs(30),
             rate_limit_jitter: Duration::from_secs(5),
             backoff_initial: Duration::from_secs(1),
@@ -197,13 +198,15 @@ impl HttpClient {
         let opts = &self.inner.opts;
         let mut attempt: u32 = 1;
         loop {
-            self.inner.pacer.acquire().await;
+            let permit = self.inner.pacer.acquire().await;
             let token = self.token()?;
-            let err = match build(&self.inner.http)
+            let sent = build(&self.inner.http)
                 .bearer_auth(token.expose())
                 .send()
-                .await
-            {
+                .await;
+            // Airtable has seen the request (or never will): its rate slot's window starts now.
+            drop(permit);
+            let err = match sent {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = resp

@@ -4,8 +4,10 @@
 //!   with reqwest. Build one with [`HttpClient::from_config`].
 //! - Errors: [`AirtableError`], one variant per class of Airtable's answers (see `error.rs` for the
 //!   body shapes accepted).
-//! - Pacing and retries: see `pacing.rs` (per-base spacing shared by the whole process, a pause
-//!   after 429, full-jitter backoff on 5xx/timeouts/connection errors) and [`ClientOptions`].
+//! - Pacing and retries: see `pacing.rs` (per-base rate slots shared by the whole process: at
+//!   most `AIRTABLE_RATE_LIMIT` requests in any second as Airtable sees them, whatever the
+//!   network's delays; a pause after 429; full-jitter backoff on 5xx/timeouts/connection errors)
+//!   and [`ClientOptions`].
 //! - Idempotent creates: [`AirtableApi::create`] sends an *upsert* merging on the Lead ID field
 //!   (`AIRTABLE_LEAD_ID_FIELD`). Every lead carries leadcache's own id in that field, so a create
 //!   whose answer was lost and is sent again matches the record it already made instead of making
@@ -38,7 +40,7 @@ use serde_json::{Map, Value};
 pub use client::{ClientOptions, HttpClient, install_crypto_provider};
 pub use error::{AirtableError, UnprocessableKind, parse_error_body};
 pub use fields::{FieldMap, FieldMapError, LOCAL_FIELDS, LocalType, RemoteLead};
-pub use pacing::{BasePacer, backoff, pacer_for};
+pub use pacing::{BasePacer, Permit, backoff, pacer_for};
 pub use pass::{ListPass, PassEvent, list_all};
 pub use stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 
