@@ -177,7 +177,10 @@ fn main() -> anyhow::Result<()> {
     print_table(&figures);
     let problems: Vec<String> = figures.iter().flat_map(Figures::problems).collect();
     if !problems.is_empty() {
-        bail!("the sync benchmark failed its checks:\n- {}", problems.join("\n- "));
+        bail!(
+            "the sync benchmark failed its checks:\n- {}",
+            problems.join("\n- ")
+        );
     }
     Ok(())
 }
@@ -225,12 +228,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Figures>> {
     // Production engine settings: pacing, retries and pauses as `leadcache serve` has them.
     let state = AppState::with_sync(config.clone(), db, Mode::Airtable, SyncOptions::default())?;
     let running: Running = start(state, config.bind).await?;
-    let engine = running
-        .app
-        .state
-        .sync
-        .clone()
-        .context("no sync engine")?;
+    let engine = running.app.state.sync.clone().context("no sync engine")?;
 
     let pull = full_pull(&engine, &sim, &running, args.records).await?;
     let push = push_edits(&engine, &sim, &running, args.edits).await?;
@@ -317,10 +315,7 @@ async fn push_edits(
             .await?
             .json()
             .await?;
-        ensure!(
-            body.get("errors").is_none(),
-            "updateLead failed: {body}"
-        );
+        ensure!(body.get("errors").is_none(), "updateLead failed: {body}");
         let airtable_id = airtable_id
             .clone()
             .context("an edited lead has no Airtable id")?;

@@ -312,7 +312,12 @@ impl HttpClient {
         (prepared, false)
     }
 
-    fn prepare_upsert(&self, kind: RequestKind, records: &[Fields], merge_on: &[String]) -> Prepared {
+    fn prepare_upsert(
+        &self,
+        kind: RequestKind,
+        records: &[Fields],
+        merge_on: &[String],
+    ) -> Prepared {
         Prepared {
             kind,
             method: Method::PATCH,

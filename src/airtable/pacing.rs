@@ -260,7 +260,11 @@ mod tests {
         let answered = Instant::now();
         drop(a);
         let third = waiter.await.unwrap();
-        assert!(third - answered >= Duration::from_secs(1), "{:?}", third - answered);
+        assert!(
+            third - answered >= Duration::from_secs(1),
+            "{:?}",
+            third - answered
+        );
         drop(b);
     }
 

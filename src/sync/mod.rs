@@ -155,7 +155,9 @@ impl SyncEngine {
     /// [`Self::restored_since_last_pass`]).
     async fn effective(&self, kind: RunKind) -> RunKind {
         if kind == RunKind::IncrementalPull && self.restored_since_last_pass().await {
-            tracing::info!("the database was restored from a backup since the last full pull: pulling everything");
+            tracing::info!(
+                "the database was restored from a backup since the last full pull: pulling everything"
+            );
             return RunKind::FullPull;
         }
         kind

@@ -247,7 +247,10 @@ impl SyncEngine {
             let answered: Vec<(Item, Option<Record>)> = match plan::payload(self, action, &items) {
                 Write::Create(fields) => {
                     let records = self.api.create(&fields).await?;
-                    items.into_iter().zip(records.into_iter().map(Some)).collect()
+                    items
+                        .into_iter()
+                        .zip(records.into_iter().map(Some))
+                        .collect()
                 }
                 Write::Update(updates) => {
                     let records = self.api.update(&updates).await?;

@@ -112,7 +112,6 @@ pub async fn next_second() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
-
 /// A server syncing with `sim`: on a fresh database, or on `database` (whose folder also holds
 /// the backups).
 pub async fn server_for(

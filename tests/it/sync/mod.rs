@@ -171,7 +171,10 @@ fn sent_writes(s: &Synced) -> Vec<Value> {
         .state
         .log()
         .into_iter()
-        .filter(|e| e.kind.is_some_and(|k| k.as_str() != "list" && k.as_str() != "get"))
+        .filter(|e| {
+            e.kind
+                .is_some_and(|k| k.as_str() != "list" && k.as_str() != "get")
+        })
         .map(|e| {
             let path = if e.query.is_empty() {
                 e.path
@@ -191,12 +194,18 @@ async fn a_dry_run_of_creates_updates_and_deletes_is_what_the_push_sends() {
     let remote = s.some_remote_ids(5);
     for id in &remote[..3] {
         s.app
-            .ok(q, json!({"id": id, "p": {"status": "contacted", "score": 42}}))
+            .ok(
+                q,
+                json!({"id": id, "p": {"status": "contacted", "score": 42}}),
+            )
             .await;
     }
     for id in &remote[3..] {
         s.app
-            .ok("mutation($id: ID!) { deleteLead(id: $id) { id } }", json!({"id": id}))
+            .ok(
+                "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+                json!({"id": id}),
+            )
             .await;
     }
     for i in 0..12 {
@@ -210,7 +219,10 @@ async fn a_dry_run_of_creates_updates_and_deletes_is_what_the_push_sends() {
     // Created and deleted before any push: nothing to send for it.
     let gone = s.app.create_lead(json!({"fullName": "Never Sent"})).await;
     s.app
-        .ok("mutation($id: ID!) { deleteLead(id: $id) { id } }", json!({"id": gone["id"]}))
+        .ok(
+            "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+            json!({"id": gone["id"]}),
+        )
         .await;
 
     s.sim.state.clear_log();
@@ -229,7 +241,11 @@ async fn a_dry_run_of_creates_updates_and_deletes_is_what_the_push_sends() {
         .map(|r| {
             let n = match r["body"]["records"].as_array() {
                 Some(a) => a.len(),
-                None => r["path"].as_str().unwrap().matches("records%5B%5D=").count(),
+                None => r["path"]
+                    .as_str()
+                    .unwrap()
+                    .matches("records%5B%5D=")
+                    .count(),
             };
             (r["method"].as_str().unwrap(), n)
         })
@@ -249,7 +265,11 @@ async fn a_dry_run_of_creates_updates_and_deletes_is_what_the_push_sends() {
 
     let run = s.run(RunKind::Push).await;
     assert_eq!(run.pushed, 3 + 2 + 12);
-    assert_eq!(sent_writes(&s), planned, "request for request, body for body");
+    assert_eq!(
+        sent_writes(&s),
+        planned,
+        "request for request, body for body"
+    );
     assert_eq!(s.sim.state.record_count(), 15 - 2 + 12);
     assert!(
         s.sim
@@ -675,7 +695,10 @@ async fn the_admin_page_push_button_sends_a_query_the_server_answers() {
         .and_then(|rest| rest.split('`').next())
         .expect("dashboard.js defines PUSH");
     let s = Synced::start(3, |_| {}).await;
-    let lead = s.app.create_lead(json!({"fullName": "Button Pusher"})).await;
+    let lead = s
+        .app
+        .create_lead(json!({"fullName": "Button Pusher"}))
+        .await;
     let data = s.app.ok(push, json!({})).await;
     let run = &data["syncPendingChanges"]["run"];
     assert_eq!(run["kind"], "push");

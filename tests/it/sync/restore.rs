@@ -1,7 +1,7 @@
 //! Restoring a backup, then syncing: both sides end equal, nothing is sent twice.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use leadcache::backup;
 use leadcache::config::{Config, ConflictPolicy};
@@ -36,7 +36,7 @@ async fn backup_now(app: &TestApp) -> (PathBuf, chrono::NaiveDateTime) {
 
 /// Stops the server, restores `file` over its database (as `leadcache restore` does) and starts a
 /// new server on it, syncing with the same simulator.
-async fn restore_and_restart(s: Synced, file: &PathBuf) -> (Synced, tempfile::TempDir) {
+async fn restore_and_restart(s: Synced, file: &Path) -> (Synced, tempfile::TempDir) {
     let Synced { app, sim } = s;
     let TestApp { dir, running, .. } = app;
     running.stop().await.unwrap();
@@ -71,7 +71,9 @@ async fn assert_both_sides_equal(s: &Synced) {
         "as many live leads here as records in Airtable"
     );
     for l in nodes {
-        let id = l["airtableId"].as_str().unwrap_or_else(|| panic!("not in Airtable: {l}"));
+        let id = l["airtableId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not in Airtable: {l}"));
         let r = &remote[id];
         assert_eq!(l["fullName"], r["Full Name"], "{l} vs {r}");
         assert_eq!(l["title"], r["Title"], "{l} vs {r}");
@@ -115,7 +117,9 @@ async fn after_a_restore_one_sync_brings_back_remote_changes_and_pushes_the_rest
     let made = s
         .sim
         .state
-        .ui_create(fields(json!({"Full Name": "Made In Airtable", "Company": "Remote Co"})))
+        .ui_create(fields(
+            json!({"Full Name": "Made In Airtable", "Company": "Remote Co"}),
+        ))
         .unwrap();
     // ...and local writes happen that the restore will undo (never pushed).
     edit(&s, d, json!({"title": "Lost By The Restore"})).await;
@@ -156,16 +160,16 @@ async fn after_a_restore_one_sync_brings_back_remote_changes_and_pushes_the_rest
     assert_eq!(s.local(b).await["title"], "Changed After Backup");
     let c_now = s
         .app
-        .ok("query($id: ID!) { lead(id: $id) { deletedAt airtableId } }", json!({"id": c_local}))
+        .ok(
+            "query($id: ID!) { lead(id: $id) { deletedAt airtableId } }",
+            json!({"id": c_local}),
+        )
         .await;
     assert!(c_now["lead"]["deletedAt"].is_string(), "{c_now}");
     assert_eq!(s.local(&made).await["fullName"], "Made In Airtable");
     // The restored pending changes reached Airtable, once.
     assert_eq!(s.remote(a)["Title"], "Pending At Backup");
-    let created = s
-        .sim
-        .state
-        .find_by_field("Lead ID", &json!(newcomer));
+    let created = s.sim.state.find_by_field("Lead ID", &json!(newcomer));
     assert_eq!(created.len(), 1, "the restored create made one record");
     assert_eq!(created[0]["fields"]["Full Name"], "Restored Newcomer");
     // What the restore undid is gone on both sides.
@@ -189,7 +193,12 @@ async fn after_a_restore_one_sync_brings_back_remote_changes_and_pushes_the_rest
     next_second().await;
     let pull = s.run(RunKind::IncrementalPull).await;
     assert_eq!(
-        (pull.kind.as_str(), pull.requests, pull.created, pull.updated),
+        (
+            pull.kind.as_str(),
+            pull.requests,
+            pull.created,
+            pull.updated
+        ),
         ("incremental_pull", 1, 0, 0),
         "(it re-reads the two records the push changed, and finds them equal)"
     );
@@ -226,17 +235,27 @@ async fn a_restore_after_its_pending_changes_were_pushed_sends_nothing_twice() {
     s.run(RunKind::IncrementalPull).await;
     let push = s.run(RunKind::Push).await;
     assert_eq!(
-        (push.requests, s.sim.state.log().iter().filter(|e| e.kind.is_some_and(|k| k.as_str() != "list")).count()),
+        (
+            push.requests,
+            s.sim
+                .state
+                .log()
+                .iter()
+                .filter(|e| e.kind.is_some_and(|k| k.as_str() != "list"))
+                .count()
+        ),
         (0, 0),
         "the pull found both changes already in Airtable: nothing to send again: {:?}",
-        s.sim.state.log().iter().filter(|e| e.kind.is_some_and(|k| k.as_str() != "list")).collect::<Vec<_>>()
+        s.sim
+            .state
+            .log()
+            .iter()
+            .filter(|e| e.kind.is_some_and(|k| k.as_str() != "list"))
+            .collect::<Vec<_>>()
     );
     assert_eq!(s.sim.state.record_count(), 13, "no second record");
     assert_eq!(
-        s.sim
-            .state
-            .find_by_field("Lead ID", &json!(newcomer))
-            .len(),
+        s.sim.state.find_by_field("Lead ID", &json!(newcomer)).len(),
         1
     );
     assert_eq!(s.local(&a).await["title"], "Pushed Before Restore");
