@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::warn;
 use url::Url;
 
@@ -20,6 +20,9 @@ use super::{
     RecordUpdate, UpsertResult, Write,
 };
 use crate::config::{AirtableConfig, ApiKeySource, Secret};
+use prepared::{Prepared, check_merge_on};
+
+mod prepared;
 
 /// Installs rustls' ring crypto provider (reqwest is built without one). Idempotent.
 pub fn install_crypto_provider() {
@@ -274,86 +277,6 @@ impl HttpClient {
         Ok(())
     }
 
-    /// The request a create of `records` sends now: an upsert merging on the Lead ID field while
-    /// the table has one (and every record carries its id), else a plain create without it.
-    /// Returns whether it is the upsert.
-    fn prepare_create(&self, records: &[Fields]) -> (Prepared, bool) {
-        let field = &self.inner.lead_id_field;
-        let upserts = self.inner.upsert_creates.load(Ordering::Relaxed);
-        let all_have_id = records.iter().all(|r| {
-            r.get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        });
-        if upserts && all_have_id {
-            return (
-                self.prepare_upsert(RequestKind::Create, records, std::slice::from_ref(field)),
-                true,
-            );
-        }
-        let records: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if !upserts {
-                    // The table has no Lead ID field: sending it would fail with UNKNOWN_FIELD_NAME.
-                    r.remove(field);
-                }
-                json!({"fields": r})
-            })
-            .collect();
-        let prepared = Prepared {
-            kind: RequestKind::Create,
-            method: Method::POST,
-            url: self.inner.table_url.clone(),
-            body: Some(json!({"records": records, "typecast": self.inner.opts.typecast})),
-            policy: RetryPolicy::NotApplied,
-        };
-        (prepared, false)
-    }
-
-    fn prepare_upsert(
-        &self,
-        kind: RequestKind,
-        records: &[Fields],
-        merge_on: &[String],
-    ) -> Prepared {
-        Prepared {
-            kind,
-            method: Method::PATCH,
-            url: self.inner.table_url.clone(),
-            body: Some(json!({
-                "performUpsert": {"fieldsToMergeOn": merge_on},
-                "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
-                "typecast": self.inner.opts.typecast,
-            })),
-            policy: RetryPolicy::All,
-        }
-    }
-
-    fn prepare_update(&self, updates: &[RecordUpdate]) -> Prepared {
-        Prepared {
-            kind: RequestKind::Update,
-            method: Method::PATCH,
-            url: self.inner.table_url.clone(),
-            body: Some(json!({"records": updates, "typecast": self.inner.opts.typecast})),
-            policy: RetryPolicy::All,
-        }
-    }
-
-    fn prepare_delete(&self, ids: &[String]) -> Prepared {
-        let mut url = self.inner.table_url.clone();
-        url.query_pairs_mut()
-            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
-        Prepared {
-            kind: RequestKind::Delete,
-            method: Method::DELETE,
-            url,
-            body: None,
-            policy: RetryPolicy::All,
-        }
-    }
-
     async fn send_prepared(&self, p: &Prepared) -> Result<Value, AirtableError> {
         self.send(p.kind, false, p.policy, |c| {
             let request = c.request(p.method.clone(), p.url.clone());
@@ -409,41 +332,6 @@ impl HttpClient {
             })
             .unwrap_or_default())
     }
-}
-
-/// A request built but not sent: what [`AirtableApi::preview`] shows is what `send_prepared`
-/// sends, because both come from here.
-struct Prepared {
-    kind: RequestKind,
-    method: Method,
-    url: Url,
-    body: Option<Value>,
-    policy: RetryPolicy,
-}
-
-impl Prepared {
-    fn planned(&self) -> PlannedRequest {
-        let mut path = self.url.path().to_string();
-        if let Some(q) = self.url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        PlannedRequest {
-            method: self.method.to_string(),
-            path,
-            body: self.body.clone(),
-        }
-    }
-}
-
-fn check_merge_on(merge_on: &[String]) -> Result<(), AirtableError> {
-    if merge_on.is_empty() || merge_on.len() > 3 {
-        return Err(AirtableError::InvalidRequest(format!(
-            "upsert needs 1 to 3 fields to merge on, got {}",
-            merge_on.len()
-        )));
-    }
-    Ok(())
 }
 
 fn read_token_file(p: &std::path::Path) -> Result<Secret, AirtableError> {
