@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::warn;
 use url::Url;
 
@@ -16,10 +16,13 @@ use super::pacing::{self, BasePacer};
 use super::params::{list_body, list_query};
 use super::stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 use super::{
-    AirtableApi, AirtableError, Fields, ListPage, ListParams, MAX_BATCH, Record, RecordUpdate,
-    UpsertResult,
+    AirtableApi, AirtableError, Fields, ListPage, ListParams, MAX_BATCH, PlannedRequest, Record,
+    RecordUpdate, UpsertResult, Write,
 };
 use crate::config::{AirtableConfig, ApiKeySource, Secret};
+use prepared::{Prepared, check_merge_on};
+
+mod prepared;
 
 /// Installs rustls' ring crypto provider (reqwest is built without one). Idempotent.
 pub fn install_crypto_provider() {
@@ -29,8 +32,9 @@ pub fn install_crypto_provider() {
 /// Tunables of the client. The defaults are production values; tests shorten the pauses.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Extra spacing over `1 s / AIRTABLE_RATE_LIMIT`, absorbing network jitter (0.1 = 10 %).
-    pub pacing_margin: f64,
+    /// Added to each 1-second rate window, for clocks only (timer granularity, a server clock
+    /// that runs slightly fast); network jitter needs no margin (see `pacing.rs`).
+    pub pacing_margin: Duration,
     /// Pause of the whole base after a 429 (Airtable locks a base out for 30 s).
     pub rate_limit_pause: Duration,
     /// Up to this much is added at random to `rate_limit_pause`.
@@ -53,7 +57,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            pacing_margin: 0.1,
+            pacing_margin: Duration::from_millis(10),
             rate_limit_pause: Duration::from_secs(30),
             rate_limit_jitter: Duration::from_secs(5),
             backoff_initial: Duration::from_secs(1),
@@ -197,13 +201,15 @@ impl HttpClient {
         let opts = &self.inner.opts;
         let mut attempt: u32 = 1;
         loop {
-            self.inner.pacer.acquire().await;
+            let permit = self.inner.pacer.acquire().await;
             let token = self.token()?;
-            let err = match build(&self.inner.http)
+            let sent = build(&self.inner.http)
                 .bearer_auth(token.expose())
                 .send()
-                .await
-            {
+                .await;
+            // Airtable has seen the request (or never will): its rate slot's window starts now.
+            drop(permit);
+            let err = match sent {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = resp
@@ -271,18 +277,15 @@ impl HttpClient {
         Ok(())
     }
 
-    async fn plain_create(&self, records: &[Fields]) -> Result<Vec<Record>, AirtableError> {
-        let body = json!({
-            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
-            "typecast": self.inner.opts.typecast,
-        });
-        let url = self.inner.table_url.clone();
-        let v = self
-            .send(RequestKind::Create, false, RetryPolicy::NotApplied, |c| {
-                c.post(url.clone()).json(&body)
-            })
-            .await?;
-        records_of(v)
+    async fn send_prepared(&self, p: &Prepared) -> Result<Value, AirtableError> {
+        self.send(p.kind, false, p.policy, |c| {
+            let request = c.request(p.method.clone(), p.url.clone());
+            match &p.body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
     }
 
     async fn upsert_as(
@@ -292,22 +295,9 @@ impl HttpClient {
         merge_on: &[String],
     ) -> Result<UpsertResult, AirtableError> {
         Self::check_batch(records.len())?;
-        if merge_on.is_empty() || merge_on.len() > 3 {
-            return Err(AirtableError::InvalidRequest(format!(
-                "upsert needs 1 to 3 fields to merge on, got {}",
-                merge_on.len()
-            )));
-        }
-        let body = json!({
-            "performUpsert": {"fieldsToMergeOn": merge_on},
-            "records": records.iter().map(|f| json!({"fields": f})).collect::<Vec<_>>(),
-            "typecast": self.inner.opts.typecast,
-        });
-        let url = self.inner.table_url.clone();
+        check_merge_on(merge_on)?;
         let v = self
-            .send(kind, false, RetryPolicy::All, |c| {
-                c.patch(url.clone()).json(&body)
-            })
+            .send_prepared(&self.prepare_upsert(kind, records, merge_on))
             .await?;
         let ids = |key: &str| -> Vec<String> {
             v.get(key)
@@ -326,18 +316,12 @@ impl HttpClient {
             updated,
         })
     }
+
     async fn delete_batch(&self, ids: &[String]) -> Result<Vec<String>, AirtableError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut url = self.inner.table_url.clone();
-        url.query_pairs_mut()
-            .extend_pairs(ids.iter().map(|id| ("records[]", id.as_str())));
-        let v = self
-            .send(RequestKind::Delete, false, RetryPolicy::All, |c| {
-                c.delete(url.clone())
-            })
-            .await?;
+        let v = self.send_prepared(&self.prepare_delete(ids)).await?;
         Ok(v.get("records")
             .and_then(Value::as_array)
             .map(|a| {
@@ -443,49 +427,31 @@ impl AirtableApi for HttpClient {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let field = &self.inner.lead_id_field;
-        let all_have_id = records.iter().all(|r| {
-            r.get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        });
-        if all_have_id && self.inner.upsert_creates.load(Ordering::Relaxed) {
-            match self
-                .upsert_as(RequestKind::Create, records, std::slice::from_ref(field))
-                .await
-            {
-                Ok(r) => return Ok(r.records),
-                Err(AirtableError::Unprocessable {
-                    kind: UnprocessableKind::UnknownFieldName,
-                    message,
-                }) if message.contains(field.as_str()) => {
-                    if self.inner.upsert_creates.swap(false, Ordering::Relaxed) {
-                        warn!(
-                            field = %field,
-                            "the Airtable table has no {field:?} field (AIRTABLE_LEAD_ID_FIELD): \
-                             creates fall back to plain creates, and a create whose answer is lost \
-                             is not retried. Add a single line text field {field:?} to the table \
-                             to make creates idempotent"
-                        );
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+        let (prepared, upsert) = self.prepare_create(records);
+        if !upsert {
+            return records_of(self.send_prepared(&prepared).await?);
         }
-        let cleaned: Vec<Fields> = if self.inner.upsert_creates.load(Ordering::Relaxed) {
-            records.to_vec()
-        } else {
-            // The table has no Lead ID field: sending it would fail with UNKNOWN_FIELD_NAME.
-            records
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.remove(field);
-                    r
-                })
-                .collect()
-        };
-        self.plain_create(&cleaned).await
+        let field = &self.inner.lead_id_field;
+        match self.send_prepared(&prepared).await {
+            Ok(v) => return records_of(v),
+            Err(AirtableError::Unprocessable {
+                kind: UnprocessableKind::UnknownFieldName,
+                message,
+            }) if message.contains(field.as_str()) => {
+                if self.inner.upsert_creates.swap(false, Ordering::Relaxed) {
+                    warn!(
+                        field = %field,
+                        "the Airtable table has no {field:?} field (AIRTABLE_LEAD_ID_FIELD): \
+                         creates fall back to plain creates, and a create whose answer is lost \
+                         is not retried. Add a single line text field {field:?} to the table \
+                         to make creates idempotent"
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let (plain, _) = self.prepare_create(records);
+        records_of(self.send_prepared(&plain).await?)
     }
 
     async fn update(&self, updates: &[RecordUpdate]) -> Result<Vec<Record>, AirtableError> {
@@ -493,14 +459,7 @@ impl AirtableApi for HttpClient {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let body = json!({"records": updates, "typecast": self.inner.opts.typecast});
-        let url = self.inner.table_url.clone();
-        let v = self
-            .send(RequestKind::Update, false, RetryPolicy::All, |c| {
-                c.patch(url.clone()).json(&body)
-            })
-            .await?;
-        records_of(v)
+        records_of(self.send_prepared(&self.prepare_update(updates)).await?)
     }
 
     async fn upsert(
@@ -533,6 +492,24 @@ impl AirtableApi for HttpClient {
             Err(e) if e.is_not_found() => Ok(ids.to_vec()),
             other => other,
         }
+    }
+
+    fn preview(&self, write: &Write) -> Result<PlannedRequest, AirtableError> {
+        let prepared = match write {
+            Write::Create(records) => {
+                Self::check_batch(records.len())?;
+                self.prepare_create(records).0
+            }
+            Write::Update(updates) => {
+                Self::check_batch(updates.len())?;
+                self.prepare_update(updates)
+            }
+            Write::Delete(ids) => {
+                Self::check_batch(ids.len())?;
+                self.prepare_delete(ids)
+            }
+        };
+        Ok(prepared.planned())
     }
 
     async fn reload_token(&self) -> Result<(), AirtableError> {

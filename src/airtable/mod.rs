@@ -4,8 +4,10 @@
 //!   with reqwest. Build one with [`HttpClient::from_config`].
 //! - Errors: [`AirtableError`], one variant per class of Airtable's answers (see `error.rs` for the
 //!   body shapes accepted).
-//! - Pacing and retries: see `pacing.rs` (per-base spacing shared by the whole process, a pause
-//!   after 429, full-jitter backoff on 5xx/timeouts/connection errors) and [`ClientOptions`].
+//! - Pacing and retries: see `pacing.rs` (per-base rate slots shared by the whole process: at
+//!   most `AIRTABLE_RATE_LIMIT` requests in any second as Airtable sees them, whatever the
+//!   network's delays; a pause after 429; full-jitter backoff on 5xx/timeouts/connection errors)
+//!   and [`ClientOptions`].
 //! - Idempotent creates: [`AirtableApi::create`] sends an *upsert* merging on the Lead ID field
 //!   (`AIRTABLE_LEAD_ID_FIELD`). Every lead carries leadcache's own id in that field, so a create
 //!   whose answer was lost and is sent again matches the record it already made instead of making
@@ -38,7 +40,7 @@ use serde_json::{Map, Value};
 pub use client::{ClientOptions, HttpClient, install_crypto_provider};
 pub use error::{AirtableError, UnprocessableKind, parse_error_body};
 pub use fields::{FieldMap, FieldMapError, LOCAL_FIELDS, LocalType, RemoteLead};
-pub use pacing::{BasePacer, backoff, pacer_for};
+pub use pacing::{BasePacer, Permit, backoff, pacer_for};
 pub use pass::{ListPass, PassEvent, list_all};
 pub use stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 
@@ -122,6 +124,28 @@ pub struct UpsertResult {
     pub updated: Vec<String>,
 }
 
+/// One batch write, as [`AirtableApi::preview`] describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// [`AirtableApi::create`].
+    Create(Vec<Fields>),
+    /// [`AirtableApi::update`].
+    Update(Vec<RecordUpdate>),
+    /// [`AirtableApi::delete`].
+    Delete(Vec<String>),
+}
+
+/// One HTTP request as the client sends it (for dry runs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRequest {
+    /// `POST`, `PATCH`, `DELETE`, ...
+    pub method: String,
+    /// The URL's path and query, percent-encoded as sent (`/v0/app…/Leads?records%5B%5D=rec…`).
+    pub path: String,
+    /// The JSON body; `None` when the request has none (deletes).
+    pub body: Option<Value>,
+}
+
 /// The Airtable operations leadcache uses. All writes take at most [`MAX_BATCH`] records.
 #[async_trait]
 pub trait AirtableApi: Send + Sync {
@@ -152,6 +176,12 @@ pub trait AirtableApi: Send + Sync {
     /// Deletes records; returns the ids deleted. A record that is already gone counts as
     /// deleted (so a delete retried after a lost answer succeeds).
     async fn delete(&self, ids: &[String]) -> Result<Vec<String>, AirtableError>;
+
+    /// The request that [`create`](Self::create), [`update`](Self::update) or
+    /// [`delete`](Self::delete) would send for `write` now, without sending it. It is the
+    /// first request of the call: a create the table refuses for its missing Lead ID field is
+    /// sent again as a plain create, and a batch delete answered 404 is redone record by record.
+    fn preview(&self, write: &Write) -> Result<PlannedRequest, AirtableError>;
 
     /// Re-reads the token from `AIRTABLE_API_KEY_FILE` (a no-op for a fixed token). The sync
     /// engine calls it before every run.

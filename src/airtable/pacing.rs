@@ -3,87 +3,151 @@
 //! - One [`BasePacer`] per (API URL, base id) in the process, handed out by a registry, so every
 //!   client and every clone of a client that talks to a base shares it. (Airtable counts 5 req/s
 //!   per base, whatever the token.)
-//! - The pacer is a governor GCRA limiter with burst 1 and a period of `1 s / rate` stretched by a
-//!   safety margin (default 10 %). Requests are therefore *spaced*, never bursted: with a burst of
-//!   `rate`, a quota of `rate`/s lets `2 × rate` through in a sliding second at the boundary, which
-//!   Airtable answers with 429 and a 30 s lock-out. The margin absorbs scheduling jitter between
-//!   the moment a request is admitted here and the moment it reaches the server.
+//! - **The rule: at most `rate` requests in any 1-second window, as the server sees them.** The
+//!   pacer has `rate` slots. A request takes a free slot before it is sent and gives it back when
+//!   its answer (status line and headers) arrives, or when it fails; the slot is free again one
+//!   window (1 s + `margin`) *after that*. Why the answer and not the send time: the server saw
+//!   the request somewhere between the two, so two requests using one slot arrive at least a
+//!   window apart whatever the network's delays, and no `rate + 1` requests can arrive within
+//!   one second (two of them would share a slot). Spacing send times instead needs a margin as
+//!   large as the worst jitter between two requests' delays, paid on every request, and still
+//!   429s (a 30 s lock-out) when the jitter is larger.
+//! - What it costs: a burst of up to `rate` requests goes at once, then each slot waits one window
+//!   plus the request's round trip. Sequential requests (a pull's pages, a push's batches) take
+//!   `ceil(n / rate) - 1` windows plus the round trips of the first request of each window: on
+//!   loopback about the rate bound `n / rate` s, over a WAN with a round trip `L` about
+//!   `(1 s + L)` per `rate` requests. (The even spacing this replaced cost `1.1 × 1 s / rate` per
+//!   request: 10 % over the bound everywhere, and it still relied on the jitter staying under
+//!   20 ms.)
+//! - `margin` (`ClientOptions::pacing_margin`) covers the clocks alone: timer granularity and a
+//!   server clock that runs slightly fast. It does not need to cover network jitter.
 //! - After a 429 the pacer is paused (`rate_limit_pause` + jitter): every caller waits before its
 //!   next request to that base.
 //! - Retryable failures (5xx, timeouts, connection errors) back off with full jitter:
 //!   `uniform(0, min(max, initial × 2^(attempt-1)))`, at least `Retry-After` when the server sent one.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use governor::clock::DefaultClock;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
-
-/// The shared pacing state of one base.
-pub struct BasePacer {
-    limiter: Limiter,
-    interval: Duration,
-    paused_until: Mutex<Option<Instant>>,
+/// One slot: usable from an instant, or held by a request in flight.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    FreeFrom(Instant),
+    InFlight,
 }
 
-impl std::fmt::Debug for BasePacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasePacer")
-            .field("interval", &self.interval)
-            .finish()
+#[derive(Debug)]
+struct State {
+    slots: Vec<Slot>,
+    paused_until: Option<Instant>,
+}
+
+/// The shared pacing state of one base.
+#[derive(Debug)]
+pub struct BasePacer {
+    window: Duration,
+    state: Mutex<State>,
+    /// Signalled when a request in flight gives its slot back.
+    released: Notify,
+}
+
+/// A slot held by one request; dropping it (when the answer came, or the request failed or was
+/// abandoned) starts the slot's window.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    pacer: &'a BasePacer,
+    slot: usize,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let free_from = Instant::now() + self.pacer.window;
+        self.pacer.lock().slots[self.slot] = Slot::FreeFrom(free_from);
+        self.pacer.released.notify_waiters();
     }
 }
 
 impl BasePacer {
-    /// A pacer for `rate` requests a second, spaced at least `(1 s / rate) × (1 + margin)` apart.
-    pub fn new(rate: u32, margin: f64) -> Self {
-        let rate = rate.max(1);
-        let interval = Duration::from_secs_f64((1.0 / f64::from(rate)) * (1.0 + margin.max(0.0)));
-        let quota = Quota::with_period(interval)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::MIN);
+    /// A pacer for at most `rate` requests in any window of 1 s + `margin`.
+    pub fn new(rate: u32, margin: Duration) -> Self {
+        let now = Instant::now();
         BasePacer {
-            limiter: RateLimiter::direct(quota),
-            interval,
-            paused_until: Mutex::new(None),
+            window: Duration::from_secs(1) + margin,
+            state: Mutex::new(State {
+                slots: vec![Slot::FreeFrom(now); rate.max(1) as usize],
+                paused_until: None,
+            }),
+            released: Notify::new(),
         }
     }
 
-    /// The minimum spacing between two requests.
-    pub fn interval(&self) -> Duration {
-        self.interval
+    /// The window a slot stays taken after its request's answer.
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
-    /// Waits until this base may receive one more request: the pause after a 429, then a slot.
-    pub async fn acquire(&self) {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until this base may receive one more request (after any pause following a 429) and
+    /// takes a slot for it. Hold the permit until the answer's headers arrive.
+    pub async fn acquire(&self) -> Permit<'_> {
         loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => break,
+            // Registered before looking, so a release between the look and the wait is not lost.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let wake = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                match state.paused_until.filter(|t| *t > now) {
+                    Some(until) => Some(until),
+                    None => {
+                        let soonest = state
+                            .slots
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, s)| match s {
+                                Slot::FreeFrom(t) => Some((i, *t)),
+                                Slot::InFlight => None,
+                            })
+                            .min_by_key(|(_, t)| *t);
+                        match soonest {
+                            Some((slot, t)) if t <= now => {
+                                state.slots[slot] = Slot::InFlight;
+                                return Permit { pacer: self, slot };
+                            }
+                            Some((_, t)) => Some(t),
+                            // Every slot is in flight: wait for an answer.
+                            None => None,
+                        }
+                    }
+                }
+            };
+            match wake {
+                Some(t) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(t) => {}
+                        () = &mut released => {}
+                    }
+                }
+                None => released.await,
             }
-        }
-        self.limiter.until_ready().await;
-        // A 429 seen by another caller while we waited for our slot pauses us too.
-        let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = until.filter(|t| *t > Instant::now()) {
-            tokio::time::sleep_until(t).await;
         }
     }
 
     /// Pauses the base for `d` (keeps a longer pause already in force).
     pub fn pause(&self, d: Duration) {
-        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         let t = Instant::now() + d;
-        if guard.is_none_or(|old| old < t) {
-            *guard = Some(t);
+        if state.paused_until.is_none_or(|old| old < t) {
+            state.paused_until = Some(t);
         }
     }
 }
@@ -97,7 +161,7 @@ fn registry() -> &'static Registry {
 }
 
 /// The process-wide pacer of `base_id` at `api_url`. The first caller's rate and margin win.
-pub fn pacer_for(api_url: &str, base_id: &str, rate: u32, margin: f64) -> Arc<BasePacer> {
+pub fn pacer_for(api_url: &str, base_id: &str, rate: u32, margin: Duration) -> Arc<BasePacer> {
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     map.entry((
         api_url.trim_end_matches('/').to_string(),
@@ -141,11 +205,75 @@ mod tests {
 
     #[test]
     fn registry_shares_one_pacer_per_base() {
-        let a = pacer_for("http://x/", "appA", 5, 0.1);
-        let b = pacer_for("http://x", "appA", 5, 0.1);
-        let c = pacer_for("http://x", "appB", 5, 0.1);
+        let a = pacer_for("http://x/", "appA", 5, Duration::from_millis(10));
+        let b = pacer_for("http://x", "appA", 5, Duration::from_millis(10));
+        let c = pacer_for("http://x", "appB", 5, Duration::from_millis(10));
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
-        assert!(a.interval() >= Duration::from_millis(200));
+        assert!(a.window() >= Duration::from_secs(1));
+    }
+
+    // Real time, lower bounds only: what the pacer guarantees, never how fast the machine is.
+
+    /// Sends `n` requests one after another, each answered `latency` after it was let through;
+    /// returns when each was let through.
+    async fn sequential(pacer: &BasePacer, n: usize, latency: Duration) -> Vec<Instant> {
+        let mut sent = Vec::new();
+        for _ in 0..n {
+            let permit = pacer.acquire().await;
+            sent.push(Instant::now());
+            tokio::time::sleep(latency).await;
+            drop(permit);
+        }
+        sent
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_free_again_one_window_after_its_answer() {
+        let pacer = BasePacer::new(2, Duration::ZERO);
+        let latency = Duration::from_millis(20);
+        let sent = sequential(&pacer, 5, latency).await;
+        for i in 2..5 {
+            assert!(
+                sent[i] - sent[i - 2] >= latency + pacer.window(),
+                "request {i} went {:?} after request {}",
+                sent[i] - sent[i - 2],
+                i - 2
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_hold_their_slots_until_answered() {
+        let pacer = Arc::new(BasePacer::new(2, Duration::ZERO));
+        let a = pacer.acquire().await;
+        let b = pacer.acquire().await;
+        let waiter = {
+            let pacer = pacer.clone();
+            tokio::spawn(async move {
+                let _c = pacer.acquire().await;
+                Instant::now()
+            })
+        };
+        // Slow answers: the third request waits for the first of them, then one more window.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let answered = Instant::now();
+        drop(a);
+        let third = waiter.await.unwrap();
+        assert!(
+            third - answered >= Duration::from_secs(1),
+            "{:?}",
+            third - answered
+        );
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn a_pause_holds_every_caller() {
+        let pacer = BasePacer::new(5, Duration::ZERO);
+        let start = Instant::now();
+        pacer.pause(Duration::from_millis(300));
+        drop(pacer.acquire().await);
+        assert!(Instant::now() - start >= Duration::from_millis(300));
     }
 }

@@ -11,12 +11,16 @@
 //!    stale WAL would otherwise be replayed onto the restored file).
 //!
 //! **Sync position.** The pull watermark (`cache_meta.pull_watermark`) and the outbox come back
-//! exactly as they were in the backup; nothing here moves them. The restored database gets
-//! `cache_meta.restored_at` (and `restored_from`), so the next incremental pull starts from the
-//! backup's watermark minus the usual overlap and re-reads everything Airtable changed since the
-//! backup; pending local changes in the restored outbox are pushed again (creates upsert on the
-//! Lead ID field, so nothing is duplicated). Local writes made after the backup are gone: that is
-//! what a restore means.
+//! exactly as they were in the backup; nothing here moves them. The watermark is at most the
+//! backup's time (a pull never stores one later than its own start), so Airtable's changes since
+//! the backup are newer than it. The restored database gets `cache_meta.restored_at` (and
+//! `restored_from`); the sync engine sees a restore newer than its last complete pass and makes
+//! the next pull a full pull (`SyncEngine::restored_since_last_pass`), which brings back what
+//! Airtable changed since the backup *and* finds the records deleted since, which an incremental
+//! pull cannot. Pending local changes in the restored outbox are then pushed; if they had already
+//! reached Airtable before the restore, the full pull finds them there (creates by their Lead ID)
+//! and nothing is sent twice. Local writes made after the backup are gone: that is what a
+//! restore means (unless they had reached Airtable, which sends them back with the pull).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;

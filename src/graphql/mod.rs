@@ -26,7 +26,6 @@ use crate::state::AppState;
 #[derive(async_graphql::MergedObject, Default)]
 pub struct QueryRoot(
     query::LeadsQuery,
-    sync::SyncQuery,
     duplicates::DuplicatesQuery,
     campaigns::CampaignsQuery,
     report::ReportQuery,

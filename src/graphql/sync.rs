@@ -1,4 +1,5 @@
-//! Sync operations: refresh, push (with a dry run), conflict resolution, outbox retries.
+//! Sync operations: refresh, push (with a dry run), conflict resolution, outbox retries. (The
+//! sync state is read through `cacheStatus`, `syncRuns`, `conflicts` and `outbox` in `query.rs`.)
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 
@@ -21,50 +22,32 @@ pub enum ConflictSide {
 /// One request a push would send (dry run).
 #[derive(SimpleObject)]
 pub struct PlannedRequest {
-    /// HTTP method.
+    /// HTTP method (`PATCH`, `POST`, `DELETE`).
     pub method: String,
-    /// Path and query under the Airtable API URL.
+    /// Path and query of the request URL, percent-encoded as sent
+    /// (`/v0/{base}/{table}?records%5B%5D=rec…` for a delete).
     pub path: String,
-    /// JSON body.
-    pub body: async_graphql::Json<serde_json::Value>,
+    /// The JSON body; null for a request without one (deletes).
+    pub body: Option<async_graphql::Json<serde_json::Value>>,
 }
 
-/// What a push would do (dry run).
+/// What a push would do now (dry run).
 #[derive(SimpleObject)]
 pub struct PushPlan {
     /// Outbox rows due now.
     pub changes: i32,
-    /// The exact requests, in order.
+    /// The exact requests, in the order the push sends them, assuming Airtable accepts every
+    /// record (a batch it rejects is split to find the bad record, which costs more requests).
     pub requests: Vec<PlannedRequest>,
 }
 
-#[derive(Default)]
-pub struct SyncQuery;
-
-#[Object]
-impl SyncQuery {
-    /// The Airtable requests the next push would send, without sending them.
-    async fn push_plan(&self, ctx: &Context<'_>) -> async_graphql::Result<PushPlan> {
-        caller(ctx)?.require(Role::Read).gql()?;
-        let engine = state(ctx).engine().gql()?.clone();
-        let items = engine
-            .db
-            .run(|c| crate::sync::push::due(c, 10_000))
-            .await
-            .gql()?;
-        let requests = crate::sync::push::plan(&engine, &items)
-            .into_iter()
-            .map(|p| PlannedRequest {
-                method: p.method.to_string(),
-                path: p.path,
-                body: async_graphql::Json(p.body),
-            })
-            .collect();
-        Ok(PushPlan {
-            changes: items.len() as i32,
-            requests,
-        })
-    }
+/// What `syncPendingChanges` did: started a push, or, with `dryRun: true`, only planned one.
+#[derive(SimpleObject)]
+pub struct SyncPendingChangesPayload {
+    /// The push run started (or the one already going). Null on a dry run, which starts nothing.
+    pub run: Option<SyncRun>,
+    /// Dry run only: the requests the push would send. Null when a push was started.
+    pub plan: Option<PushPlan>,
 }
 
 #[derive(Default)]
@@ -96,16 +79,43 @@ impl SyncMutation {
         Ok(SyncRun::from(&run))
     }
 
-    /// Pushes the outbox to Airtable in the background; returns the run (or the one already going).
-    async fn sync_pending_changes(&self, ctx: &Context<'_>) -> async_graphql::Result<SyncRun> {
+    /// Pushes the outbox to Airtable in the background and returns the run (or the one already
+    /// going). With `dryRun: true`, sends and changes nothing (no run, no attempt counted, the
+    /// outbox untouched) and returns the exact Airtable requests the push would send instead.
+    async fn sync_pending_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] dry_run: bool,
+    ) -> async_graphql::Result<SyncPendingChangesPayload> {
         caller(ctx)?.require(Role::Write).gql()?;
-        let run = state(ctx)
-            .engine()
-            .gql()?
-            .start(RunKind::Push, "manual")
+        let engine = state(ctx).engine().gql()?.clone();
+        if !dry_run {
+            let run = engine.start(RunKind::Push, "manual").await.gql()?;
+            return Ok(SyncPendingChangesPayload {
+                run: Some(SyncRun::from(&run)),
+                plan: None,
+            });
+        }
+        let due = engine
+            .db
+            .run(|c| crate::sync::push::due(c, i64::MAX))
             .await
             .gql()?;
-        Ok(SyncRun::from(&run))
+        let changes = due.len() as i32;
+        let requests = crate::sync::plan::plan(&engine, due)
+            .map_err(|e| AppError::Internal(format!("cannot build the push plan: {e}")))
+            .gql()?
+            .into_iter()
+            .map(|p| PlannedRequest {
+                method: p.method,
+                path: p.path,
+                body: p.body.map(async_graphql::Json),
+            })
+            .collect();
+        Ok(SyncPendingChangesPayload {
+            run: None,
+            plan: Some(PushPlan { changes, requests }),
+        })
     }
 
     /// Settles a conflict: keep the local value (pushed to Airtable) or Airtable's.

@@ -159,6 +159,14 @@ pub fn apply_remote(
         // Deleted here and not pushed yet: the push deletes the record; nothing to merge.
         return Ok(Applied::default());
     }
+    if old.airtable_id.is_none() && pending.as_ref().is_some_and(|p| p.operation == "create") {
+        // Found by its Lead ID: our create reached Airtable but its answer never got stored (lost,
+        // or the database was restored from a backup taken before it). What is left to send is
+        // an update of the fields that still differ, nothing if none do.
+        diesel::update(outbox::table.find(&old.id))
+            .set(outbox::operation.eq("update"))
+            .execute(conn)?;
+    }
     let pending_fields: BTreeSet<String> = crate::leads::outbox::pending_fields(pending.as_ref())
         .into_iter()
         .collect();

@@ -9,10 +9,12 @@
 //!   also added to `airtable_usage` per day, for the monthly quota.
 //!
 //! The parts: `pull` (full, incremental, sweep), `apply` (three-way merge of a pulled record),
+//! `plan` (how due outbox rows become requests, for the push and its dry run),
 //! `push` (the outbox), `conflicts` (settling a conflict by hand), `runs` (bookkeeping).
 
 pub mod apply;
 pub mod conflicts;
+pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod runs;
@@ -76,15 +78,12 @@ pub struct SyncEngine {
     pub(crate) db: Db,
     pub(crate) bus: Bus,
     pub(crate) options: SyncOptions,
-    pub(crate) base_id: String,
-    pub(crate) table: String,
     reachable: Arc<AtomicU8>,
     monthly_quota: Option<u64>,
     /// Held for the whole of a run.
     running: Arc<Mutex<()>>,
     /// The run in progress, if any.
     current: std::sync::Mutex<Option<i64>>,
-    upsert_creates: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl SyncEngine {
@@ -108,7 +107,6 @@ impl SyncEngine {
                 ..options.client.clone()
             },
         )?;
-        let probe = client.clone();
         Ok(SyncEngine {
             api: Arc::new(client),
             quick_api: Arc::new(quick),
@@ -117,18 +115,11 @@ impl SyncEngine {
             db,
             bus,
             options,
-            base_id: cfg.base_id.clone(),
-            table: cfg.table.clone(),
             reachable,
             monthly_quota,
             running: Arc::new(Mutex::new(())),
             current: std::sync::Mutex::new(None),
-            upsert_creates: Box::new(move || probe.creates_are_upserts()),
         })
-    }
-
-    pub(crate) fn creates_upsert(&self) -> bool {
-        (self.upsert_creates)()
     }
 
     pub(crate) fn set_reachable(&self, yes: bool) {
@@ -140,6 +131,36 @@ impl SyncEngine {
     pub async fn current_run(&self) -> Option<SyncRun> {
         let id = (*self.current.lock().ok()?)?;
         self.db.run(move |c| runs::get(c, id)).await.ok()
+    }
+
+    /// Whether the database was restored from a backup after the last complete pass over the
+    /// table (full pull or id sweep). Such a cache is as old as the backup: its watermark (at
+    /// most the backup's time) brings back what Airtable changed since, but records deleted
+    /// since can only be found by a complete pass, so the next pull is a full pull.
+    pub async fn restored_since_last_pass(&self) -> bool {
+        let times = self.db.run(|c| {
+            Ok((
+                crate::db::meta::get_time(c, crate::backup::restore::RESTORED_AT)?,
+                crate::db::meta::get_time(c, crate::db::meta::LAST_FULL_PULL)?,
+                crate::db::meta::get_time(c, crate::db::meta::LAST_SWEEP)?,
+            ))
+        });
+        match times.await {
+            Ok((Some(restored), full, sweep)) => full.max(sweep).is_none_or(|t| t <= restored),
+            _ => false,
+        }
+    }
+
+    /// An incremental pull asked for just after a restore becomes a full pull (see
+    /// [`Self::restored_since_last_pass`]).
+    async fn effective(&self, kind: RunKind) -> RunKind {
+        if kind == RunKind::IncrementalPull && self.restored_since_last_pass().await {
+            tracing::info!(
+                "the database was restored from a backup since the last full pull: pulling everything"
+            );
+            return RunKind::FullPull;
+        }
+        kind
     }
 
     /// Starts a run in the background and returns its row right away (or the run already going).
@@ -156,6 +177,7 @@ impl SyncEngine {
                 "a sync run is finishing; try again in a moment".into(),
             ));
         };
+        let kind = self.effective(kind).await;
         let handle = RunHandle::begin(&self.db, &self.bus, kind, trigger).await?;
         self.set_current(Some(handle.id));
         let first = self
@@ -177,6 +199,7 @@ impl SyncEngine {
     /// for it to end first.
     pub async fn run(self: &Arc<Self>, kind: RunKind, trigger: &str) -> Result<SyncRun, AppError> {
         let guard = self.running.lock().await;
+        let kind = self.effective(kind).await;
         let handle = RunHandle::begin(&self.db, &self.bus, kind, trigger).await?;
         self.set_current(Some(handle.id));
         let run = self.execute(kind, handle).await;
@@ -336,7 +359,7 @@ impl SyncEngine {
             let stale = last.is_none_or(|t| {
                 (crate::time::now() - t).to_std().unwrap_or_default() > stale_after
             });
-            let kind = if full.is_none() {
+            let kind = if full.is_none() || engine.restored_since_last_pass().await {
                 Some(RunKind::FullPull)
             } else if stale {
                 Some(RunKind::IncrementalPull)

@@ -1,6 +1,7 @@
 //! Push (SPEC §5.3, §5.4): the outbox, coalesced per lead, in as few requests as Airtable allows.
 //!
-//! Due rows are grouped into creates, updates and deletes, 10 records a request:
+//! Due rows are grouped into creates, updates and deletes, 10 records a request (`plan.rs`, which
+//! the dry run `syncPendingChanges(dryRun: true)` shares):
 //! - creates send every field plus the Lead ID (the client sends them as upserts merging on Lead
 //!   ID, so a create repeated after a lost answer, or after a crash between sending and storing
 //!   the answer, finds the record it made instead of making a second one); the new `airtable_id`
@@ -23,20 +24,21 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use serde_json::{Map, Value};
 
-use crate::airtable::{AirtableError, Fields, MAX_BATCH, Record, RecordUpdate};
+use crate::airtable::{AirtableError, Fields, Record, Write};
 use crate::db::models::{Lead, OutboxRow};
 use crate::db::schema::{leads, outbox};
 use crate::error::AppError;
 use crate::leads::history::{self, kind};
 use crate::leads::outbox::state;
 use crate::sync::apply::{self, local_snapshot, remote_snapshot};
+use crate::sync::plan::{self, Batch};
 use crate::sync::runs::{Counts, RunHandle};
 use crate::sync::{RunError, SyncEngine};
 
 /// Failed attempts after which an outbox row is `dead`.
 pub const MAX_ATTEMPTS: i32 = 8;
 /// Rows handled per round (then the next round reads the outbox again).
-const ROUND: i64 = 500;
+pub(crate) const ROUND: i64 = 500;
 
 /// One queued change, with the lead it is about.
 #[derive(Debug, Clone)]
@@ -116,70 +118,6 @@ pub fn due(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Item>, AppErro
         .collect())
 }
 
-/// One planned request (dry run).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Planned {
-    pub method: &'static str,
-    pub path: String,
-    pub body: Value,
-}
-
-/// The exact requests a push of `items` would send (for `syncPendingChanges(dryRun: true)`).
-pub fn plan(engine: &SyncEngine, items: &[Item]) -> Vec<Planned> {
-    let path = format!("/v0/{}/{}", engine.base_id, engine.table);
-    let mut out = Vec::new();
-    let group = |a: Action| {
-        items
-            .iter()
-            .filter(move |i| action(i) == a)
-            .collect::<Vec<_>>()
-    };
-    for chunk in group(Action::Create).chunks(MAX_BATCH) {
-        let records: Vec<Value> = chunk
-            .iter()
-            .map(|i| serde_json::json!({"fields": create_fields(engine, &i.lead)}))
-            .collect();
-        let body = if engine.creates_upsert() {
-            serde_json::json!({"performUpsert": {"fieldsToMergeOn": [engine.map.lead_id_field()]}, "records": records, "typecast": true})
-        } else {
-            serde_json::json!({"records": records, "typecast": true})
-        };
-        out.push(Planned {
-            method: if engine.creates_upsert() {
-                "PATCH"
-            } else {
-                "POST"
-            },
-            path: path.clone(),
-            body,
-        });
-    }
-    for chunk in group(Action::Update).chunks(MAX_BATCH) {
-        let records: Vec<Value> = chunk
-            .iter()
-            .map(|i| serde_json::json!({"id": i.lead.airtable_id, "fields": update_fields(engine, i)}))
-            .collect();
-        out.push(Planned {
-            method: "PATCH",
-            path: path.clone(),
-            body: serde_json::json!({"records": records, "typecast": true}),
-        });
-    }
-    for chunk in group(Action::Delete).chunks(MAX_BATCH) {
-        let ids: Vec<String> = chunk
-            .iter()
-            .filter_map(|i| i.lead.airtable_id.clone())
-            .collect();
-        let query: Vec<String> = ids.iter().map(|id| format!("records[]={id}")).collect();
-        out.push(Planned {
-            method: "DELETE",
-            path: format!("{path}?{}", query.join("&")),
-            body: Value::Null,
-        });
-    }
-    out
-}
-
 /// Backoff before attempt `attempts + 1`: 1 s doubling, at most 5 min, full jitter.
 fn backoff(attempts: i32) -> Duration {
     let ceiling = Duration::from_secs(1)
@@ -210,17 +148,7 @@ impl SyncEngine {
                 break;
             }
             skip.extend(items.iter().map(|i| i.row.lead_id.clone()));
-            let mut by: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
-            for item in items {
-                let key = match action(&item) {
-                    Action::Create => 0,
-                    Action::Update => 1,
-                    Action::Delete => 2,
-                    Action::Drop => 3,
-                };
-                by.entry(key).or_default().push(item);
-            }
-            let drops = by.remove(&3).unwrap_or_default();
+            let (batches, drops) = plan::batches(items);
             if !drops.is_empty() {
                 self.db
                     .write(move |c| {
@@ -231,24 +159,17 @@ impl SyncEngine {
                     })
                     .await?;
             }
-            for (key, items) in by {
-                for chunk in items.chunks(MAX_BATCH) {
-                    let result = match key {
-                        0 => self.push_creates(chunk.to_vec(), &mut counts).await,
-                        1 => self.push_updates(chunk.to_vec(), &mut counts).await,
-                        _ => self.push_deletes(chunk.to_vec(), &mut counts).await,
-                    };
-                    match result {
-                        Ok(()) => {
-                            self.set_reachable(true);
-                            let _ = run.progress("pushing", &counts).await;
+            for batch in batches {
+                match self.push_batch(batch, &mut counts).await {
+                    Ok(()) => {
+                        self.set_reachable(true);
+                        let _ = run.progress("pushing", &counts).await;
+                    }
+                    Err(BatchError::Stop(e)) => {
+                        if e.is_retryable() {
+                            self.set_reachable(false);
                         }
-                        Err(BatchError::Stop(e)) => {
-                            if e.is_retryable() {
-                                self.set_reachable(false);
-                            }
-                            return Err(RunError::Airtable(e));
-                        }
+                        return Err(RunError::Airtable(e));
                     }
                 }
             }
@@ -319,53 +240,38 @@ impl SyncEngine {
         Ok(done)
     }
 
-    async fn push_creates(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
-        let send = |batch: Vec<Item>| async move {
-            let fields: Vec<Fields> = batch.iter().map(|i| create_fields(self, &i.lead)).collect();
-            let records = self.api.create(&fields).await?;
-            Ok(batch
-                .into_iter()
-                .zip(records.into_iter().map(Some))
-                .collect())
+    /// Sends one batch (split on 422, see [`Self::send_split`]) and stores the answers.
+    async fn push_batch(&self, batch: Batch, counts: &mut Counts) -> Result<(), BatchError> {
+        let action = batch.action;
+        let send = |items: Vec<Item>| async move {
+            let answered: Vec<(Item, Option<Record>)> = match plan::payload(self, action, &items) {
+                Write::Create(fields) => {
+                    let records = self.api.create(&fields).await?;
+                    items
+                        .into_iter()
+                        .zip(records.into_iter().map(Some))
+                        .collect()
+                }
+                Write::Update(updates) => {
+                    let records = self.api.update(&updates).await?;
+                    let mut by_id: BTreeMap<String, Record> =
+                        records.into_iter().map(|r| (r.id.clone(), r)).collect();
+                    items
+                        .into_iter()
+                        .map(|i| {
+                            let rec = i.lead.airtable_id.as_ref().and_then(|id| by_id.remove(id));
+                            (i, rec)
+                        })
+                        .collect()
+                }
+                Write::Delete(ids) => {
+                    self.api.delete(&ids).await?;
+                    items.into_iter().map(|i| (i, None)).collect()
+                }
+            };
+            Ok(answered)
         };
-        let done = self.send_split(items, &send, counts).await?;
-        self.store_results(done, counts).await
-    }
-
-    async fn push_updates(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
-        let send = |batch: Vec<Item>| async move {
-            let updates: Vec<RecordUpdate> = batch
-                .iter()
-                .map(|i| RecordUpdate {
-                    id: i.lead.airtable_id.clone().unwrap_or_default(),
-                    fields: update_fields(self, i),
-                })
-                .collect();
-            let records = self.api.update(&updates).await?;
-            let mut by_id: BTreeMap<String, Record> =
-                records.into_iter().map(|r| (r.id.clone(), r)).collect();
-            Ok(batch
-                .into_iter()
-                .map(|i| {
-                    let rec = i.lead.airtable_id.as_ref().and_then(|id| by_id.remove(id));
-                    (i, rec)
-                })
-                .collect())
-        };
-        let done = self.send_split(items, &send, counts).await?;
-        self.store_results(done, counts).await
-    }
-
-    async fn push_deletes(&self, items: Vec<Item>, counts: &mut Counts) -> Result<(), BatchError> {
-        let send = |batch: Vec<Item>| async move {
-            let ids: Vec<String> = batch
-                .iter()
-                .filter_map(|i| i.lead.airtable_id.clone())
-                .collect();
-            self.api.delete(&ids).await?;
-            Ok(batch.into_iter().map(|i| (i, None)).collect())
-        };
-        let done = self.send_split(items, &send, counts).await?;
+        let done = self.send_split(batch.items, &send, counts).await?;
         self.store_results(done, counts).await
     }
 

@@ -35,7 +35,7 @@ const RUNS_Q = `query Dashboard_syncRuns { syncRuns(first: 5) {
 
 export const REFRESH = `mutation Refresh($force: Boolean) { refreshCache(force: $force) {
   id kind outcome phase fetched created updated deleted requests error } }`;
-export const PUSH = `mutation Push { syncPendingChanges { id kind outcome phase pushed failed conflicts requests error } }`;
+export const PUSH = `mutation Push { syncPendingChanges { run { id kind outcome phase pushed failed conflicts requests error } } }`;
 export const BACKUP = `mutation Backup { backupNow { file createdAt sizeBytes leadCount outcome reason } }`;
 
 export function runSummary(run) {
@@ -52,7 +52,7 @@ export function syncActionButtons({ onDone } = {}) {
     onclick: () => runAction(refresh, () => gql(REFRESH, { force: false }).then((d) => { onDone && onDone(); return d.refreshCache; }),
       (run) => `Refresh: ${runSummary(run)}`) });
   const push = button('Push now', { 'data-testid': 'btn-push',
-    onclick: () => runAction(push, () => gql(PUSH).then((d) => { onDone && onDone(); return d.syncPendingChanges; }),
+    onclick: () => runAction(push, () => gql(PUSH).then((d) => { onDone && onDone(); return d.syncPendingChanges.run; }),
       (run) => `Push: ${runSummary(run)}`) });
   const backup = button('Back up now', { 'data-testid': 'btn-backup',
     onclick: () => runAction(backup, () => gql(BACKUP).then((d) => { onDone && onDone(); return d.backupNow; }),

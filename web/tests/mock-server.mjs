@@ -138,7 +138,7 @@ function resolve(op, v) {
       runs.unshift(run);
       broadcast('syncProgress', { ...run, finishedAt: null, outcome: 'running', phase: 'fetching' });
       setTimeout(() => broadcast('syncProgress', run), 1000);
-      return op === 'Push' ? { syncPendingChanges: run } : { refreshCache: run };
+      return op === 'Push' ? { syncPendingChanges: { run, plan: null } } : { refreshCache: run };
     }
     default: throw Object.assign(new Error(`mock: unknown operation ${op}`), { code: 'VALIDATION' });
   }

@@ -385,6 +385,7 @@ async fn dispatch(sim: Arc<SimState>, r: Req) -> Response {
     let arrival = Instant::now();
     let at = chrono::Utc::now();
     let kind = classify(&r);
+    let body = serde_json::from_slice::<Value>(&r.body).ok();
     let admitted = {
         let mut g = sim.lock();
         admit(&sim, &mut g, &r, arrival)
@@ -416,6 +417,8 @@ async fn dispatch(sim: Arc<SimState>, r: Req) -> Response {
         seq,
         method: r.method.to_string(),
         path: r.path,
+        query: r.query,
+        body,
         kind,
         status,
         at,

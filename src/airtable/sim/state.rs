@@ -82,6 +82,12 @@ pub struct LogEntry {
     pub seq: u64,
     pub method: String,
     pub path: String,
+    /// The raw (percent-encoded) query string; empty when there is none.
+    #[serde(default)]
+    pub query: String,
+    /// The JSON body, when the request had one (writes, `POST …/listRecords`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
     /// None for control requests and unknown routes.
     pub kind: Option<RequestKind>,
     /// The status answered; 0 when the connection was dropped.

@@ -1,134 +1,19 @@
 //! The sync engine against the Airtable simulator, asserting the data on both sides.
 
-use std::sync::Arc;
+mod fixture;
+mod push;
+mod restore;
+
 use std::time::Duration;
 
 use leadcache::airtable::ClientOptions;
-use leadcache::airtable::sim::{self, SimConfig, SimHandle};
-use leadcache::config::{AirtableConfig, ApiKeySource, ConflictPolicy, Secret};
+use leadcache::config::ConflictPolicy;
 use leadcache::state::Mode;
-use leadcache::sync::SyncEngine;
 use leadcache::sync::runs::RunKind;
 use serde_json::{Value, json};
 
 use crate::support::TestApp;
-
-const KEY: &str = "patTestKey.secret";
-const BASE: &str = "appTestBase000001";
-
-fn fast_options() -> leadcache::sync::SyncOptions {
-    leadcache::sync::SyncOptions {
-        overlap: Duration::ZERO,
-        max_pass_restarts: 5,
-        push_debounce: Duration::from_millis(50),
-        client: ClientOptions {
-            rate_limit_pause: Duration::from_millis(1200),
-            rate_limit_jitter: Duration::from_millis(10),
-            backoff_initial: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(200),
-            max_attempts: 6,
-            request_timeout: Duration::from_secs(5),
-            ..Default::default()
-        },
-    }
-}
-
-struct Synced {
-    app: TestApp,
-    sim: SimHandle,
-}
-
-impl Synced {
-    async fn start(records: usize, tweak: impl FnOnce(&mut SimConfig)) -> Synced {
-        Synced::start_policy(records, ConflictPolicy::AirtableWins, tweak).await
-    }
-
-    async fn start_policy(
-        records: usize,
-        policy: ConflictPolicy,
-        tweak: impl FnOnce(&mut SimConfig),
-    ) -> Synced {
-        let mut cfg = SimConfig {
-            records,
-            api_key: Some(KEY.into()),
-            base_id: Some(BASE.into()),
-            lockout: Duration::from_secs(1),
-            ..Default::default()
-        };
-        tweak(&mut cfg);
-        let sim = sim::start(cfg).await.unwrap();
-        let url = sim.url();
-        let app = TestApp::start_synced(
-            move |c| {
-                c.conflict_policy = policy;
-                c.airtable = Some(AirtableConfig {
-                    api_key: Some(ApiKeySource::Value(Secret::new(KEY))),
-                    base_id: BASE.into(),
-                    table: "Leads".into(),
-                    api_url: url,
-                    field_map: None,
-                    modified_field: "Last Modified".into(),
-                    lead_id_field: "Lead ID".into(),
-                    rate_limit: 5,
-                });
-            },
-            fast_options(),
-        )
-        .await;
-        Synced { app, sim }
-    }
-
-    fn engine(&self) -> Arc<SyncEngine> {
-        self.app.state().sync.clone().unwrap()
-    }
-
-    async fn run(&self, kind: RunKind) -> leadcache::db::models::SyncRun {
-        let run = self.engine().run(kind, "test").await.unwrap();
-        assert_ne!(run.outcome, "failed", "run failed: {:?}", run.error);
-        run
-    }
-
-    fn api_requests(&self, kinds: &[&str]) -> usize {
-        self.sim
-            .state
-            .log()
-            .iter()
-            .filter(|e| e.kind.is_some_and(|k| kinds.contains(&k.as_str())))
-            .count()
-    }
-
-    /// The simulator's record with this Airtable id, as its fields.
-    fn remote(&self, id: &str) -> Value {
-        self.sim.state.record(id).unwrap()["fields"].clone()
-    }
-
-    /// The local lead for an Airtable id.
-    async fn local(&self, airtable_id: &str) -> Value {
-        self.app
-            .ok(
-                "query($id: ID!) { lead(id: $id) { id fullName title status company syncState deletedAt airtableId extra } }",
-                json!({"id": airtable_id}),
-            )
-            .await["lead"]
-            .clone()
-    }
-
-    fn some_remote_ids(&self, n: usize) -> Vec<String> {
-        self.sim
-            .state
-            .records()
-            .iter()
-            .take(n)
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// Waits until the wall clock is in a later whole second than now (Airtable's modified times
-/// have whole seconds; see the incremental pull's docs).
-async fn next_second() {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-}
+use fixture::{Synced, next_second};
 
 #[tokio::test]
 async fn an_empty_cache_is_filled_by_a_full_pull_in_the_fewest_requests() {
@@ -188,50 +73,6 @@ async fn incremental_pulls_cost_one_request_when_quiet_and_fetch_only_changes() 
     }
     let events = s.app.count("SELECT COUNT(*) AS n FROM lead_events WHERE kind = 'pulled' AND actor = 'airtable' AND changes LIKE '%Chief Sync Officer%'").await;
     assert_eq!(events, 7);
-}
-
-#[tokio::test]
-async fn local_edits_are_pushed_in_batches_of_ten_with_only_the_changed_fields() {
-    let s = Synced::start(30, |_| {}).await;
-    s.run(RunKind::FullPull).await;
-    let ids = s.some_remote_ids(23);
-    for id in &ids {
-        s.app
-            .ok(
-                "mutation($id: ID!) { updateLead(id: $id, patch: {title: \"VP Pushing\"}) { id } }",
-                json!({"id": id}),
-            )
-            .await;
-    }
-    let plan = s
-        .app
-        .ok(
-            "{ pushPlan { changes requests { method body } } }",
-            json!({}),
-        )
-        .await;
-    let requests = plan["pushPlan"]["requests"].as_array().unwrap();
-    assert_eq!(requests.len(), 3, "ceil(23 / 10)");
-    for r in requests {
-        assert_eq!(r["method"], "PATCH");
-        for rec in r["body"]["records"].as_array().unwrap() {
-            assert_eq!(
-                rec["fields"],
-                json!({"Title": "VP Pushing"}),
-                "only the changed field is sent"
-            );
-        }
-    }
-    s.sim.state.clear_log();
-    let run = s.run(RunKind::Push).await;
-    assert_eq!(run.pushed, 23);
-    assert_eq!(s.api_requests(&["update"]), 3);
-    assert_eq!(run.requests, 3);
-    for id in &ids {
-        assert_eq!(s.remote(id)["Title"], "VP Pushing");
-        assert_eq!(s.local(id).await["syncState"], "SYNCED");
-    }
-    assert_eq!(s.app.count("SELECT COUNT(*) AS n FROM outbox").await, 0);
 }
 
 #[tokio::test]
@@ -619,5 +460,12 @@ async fn local_only_mode_refuses_sync_operations_clearly() {
         .err("mutation { refreshCache { id } }", json!({}), "UNAVAILABLE")
         .await;
     assert!(e["message"].as_str().unwrap().contains("local-only"));
+    for q in [
+        "mutation { syncPendingChanges { run { id } } }",
+        "mutation { syncPendingChanges(dryRun: true) { plan { changes } } }",
+    ] {
+        let e = app.err(q, json!({}), "UNAVAILABLE").await;
+        assert!(e["message"].as_str().unwrap().contains("local-only"));
+    }
     let _ = Mode::LocalOnly;
 }
