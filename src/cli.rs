@@ -315,13 +315,18 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 } else {
                     "live"
                 };
+                let used = t.last_used_at.map_or_else(
+                    || "never used".to_string(),
+                    |at| format!("used {}", crate::time::format(at)),
+                );
                 println!(
-                    "{}\t{}\t{}…\t{}\t{}",
+                    "{}\t{}\t{}…\t{}\t{}\t{}",
                     t.name,
                     t.role,
                     t.prefix,
                     crate::time::format(t.created_at),
-                    state
+                    state,
+                    used
                 );
             }
         }

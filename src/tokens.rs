@@ -203,7 +203,14 @@ pub struct TokenAuth {
     /// bind: the start refuses it, and revoking the last token at run time must not open it).
     open_allowed: bool,
     cache: Mutex<Option<(Instant, Result<Live, ()>)>>,
+    /// When each token's `last_used_at` was last written (by hash), to write it at most once a
+    /// [`LAST_USED_EVERY`] per token instead of on every request.
+    touched: Mutex<HashMap<String, Instant>>,
 }
+
+/// How stale `api_tokens.last_used_at` may be: it is written at most this often per token, off
+/// the request's path.
+pub const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
 /// The outcome of checking a request's credentials.
 #[derive(Debug)]
@@ -224,6 +231,7 @@ impl TokenAuth {
             file,
             open_allowed,
             cache: Mutex::new(None),
+            touched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -284,6 +292,41 @@ impl TokenAuth {
         loaded.map_err(|_| unavailable())
     }
 
+    /// Records that the token with this hash was used, at most once a [`LAST_USED_EVERY`], in
+    /// the background (a failure is logged; the request does not wait for it). Tokens of the
+    /// tokens file have no row and are left alone.
+    fn touch(&self, token_hash: String) {
+        let now = Instant::now();
+        let due = match self.touched.lock() {
+            Ok(mut touched) => match touched.get(&token_hash) {
+                Some(at) if now.duration_since(*at) < LAST_USED_EVERY => false,
+                _ => {
+                    touched.insert(token_hash.clone(), now);
+                    true
+                }
+            },
+            Err(_) => false,
+        };
+        if !due {
+            return;
+        }
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let written = db
+                .run(move |c| {
+                    Ok(diesel::update(
+                        api_tokens::table.filter(api_tokens::token_hash.eq(&token_hash)),
+                    )
+                    .set(api_tokens::last_used_at.eq(crate::time::now()))
+                    .execute(c)?)
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot record when an API token was last used");
+            }
+        });
+    }
+
     /// Whether any token is configured (the server is then closed to callers without one).
     pub async fn any(&self) -> Result<bool, AppError> {
         Ok(!self.live().await?.is_empty())
@@ -306,7 +349,10 @@ impl TokenAuth {
                 "this server requires a token: send Authorization: Bearer <token>".into(),
             )),
             Some(token) => match live.get(&hash(token)) {
-                Some(caller) => Verdict::Allowed(caller.clone()),
+                Some(caller) => {
+                    self.touch(hash(token));
+                    Verdict::Allowed(caller.clone())
+                }
                 None => {
                     Verdict::Denied(AppError::Unauthenticated("unknown or revoked token".into()))
                 }

@@ -12,8 +12,12 @@
 //! reason may carry at most 123 bytes. This loop is the same as its, with those two fixed. Refusals
 //! are told as `UNAUTHENTICATED: <why>` / `FORBIDDEN: <why>`, so a client can tell a bad token
 //! from other closes; on the legacy protocol they arrive as a `connection_error` message.
+//!
+//! The credentials are checked again every [`RECHECK_EVERY`] while the socket is open: a token
+//! revoked meanwhile closes it with 4403 `UNAUTHENTICATED: unknown or revoked token`.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -27,6 +31,10 @@ use crate::tokens::{Verdict, bearer};
 
 /// Close code for a refused `connection_init` (graphql-transport-ws: "4403: Forbidden").
 pub const CLOSE_REFUSED: u16 = 4403;
+/// How often an open socket's credentials are checked again: a revoked token (or tokens created
+/// on a server that was open) closes the socket with 4403 within this time plus the token cache's
+/// TTL, instead of streaming changes to a caller who may no longer see them.
+pub const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest close reason a WebSocket close frame can carry (125-byte control payload - 2-byte code).
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -106,11 +114,17 @@ async fn serve(
             })
         });
     let auth = app.auth.clone();
+    // The credentials `connection_init` was let in with (`Some(None)`: an open server, no token).
+    let accepted: Arc<Mutex<Option<Option<String>>>> = Arc::default();
+    let admitted = accepted.clone();
     let messages = async_graphql::http::WebSocket::new(app.schema.clone(), input, protocol)
         .on_connection_init(move |payload| async move {
             let token = payload_token(&payload).or(header_token);
             match auth.check(token.as_deref()).await {
                 Verdict::Allowed(caller) | Verdict::Open(caller) => {
+                    if let Ok(mut slot) = admitted.lock() {
+                        *slot = Some(token);
+                    }
                     let mut data = async_graphql::Data::default();
                     data.insert(caller);
                     data.insert(crate::graphql::SubscriptionSlots::default());
@@ -136,9 +150,32 @@ async fn serve(
             }
         });
     futures::pin_mut!(messages);
-    while let Some(msg) = messages.next().await {
-        if sink.send(msg).await.is_err() {
-            break;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(msg) = msg else { break };
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            _ = recheck.tick() => {
+                let Some(token) = accepted.lock().ok().and_then(|a| a.clone()) else {
+                    continue;
+                };
+                if let Verdict::Denied(e) = app.auth.check(token.as_deref()).await {
+                    let reason = format!("{}: {}", e.code(), e.public_message());
+                    tracing::info!(reason, "closing a subscription socket whose credentials no longer hold");
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_REFUSED,
+                            reason: truncate(reason, MAX_CLOSE_REASON).into(),
+                        })))
+                        .await;
+                    break;
+                }
+            }
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct ApiToken {
     pub created_at: DateTime<Utc>,
     /// When it was revoked; null while it is live.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used (written at most once a minute); null if never.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<models::ApiToken> for ApiToken {
@@ -60,6 +62,7 @@ impl From<models::ApiToken> for ApiToken {
             prefix: t.prefix,
             created_at: to_utc(t.created_at),
             revoked_at: t.revoked_at.map(to_utc),
+            last_used_at: t.last_used_at.map(to_utc),
         }
     }
 }

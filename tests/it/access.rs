@@ -492,6 +492,33 @@ async fn tokens_made_over_graphql_work_and_revocation_needs_no_restart() {
         1
     );
 
+    // Its use is recorded (in the background, at most once a minute), the unused token stays null.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, list) = post(
+            &app,
+            Some(&admin),
+            json!({"query": "{ apiTokens { name lastUsedAt } }"}),
+        )
+        .await;
+        let tokens = list["data"]["apiTokens"].as_array().unwrap().clone();
+        let used = |name: &str| {
+            tokens
+                .iter()
+                .find(|t| t["name"] == name)
+                .map(|t| t["lastUsedAt"].clone())
+                .unwrap()
+        };
+        if used("agent-7").is_string() && used("boss").is_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lastUsedAt never recorded: {list:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A write token may not manage tokens.
     let (_, refused) = post(
         &app,

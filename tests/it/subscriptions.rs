@@ -446,6 +446,43 @@ async fn a_bad_token_in_connection_init_is_refused_with_connection_error_on_lega
 }
 
 #[tokio::test]
+async fn revoking_a_token_closes_its_open_subscriptions_with_4403() {
+    let (app, read_token) = app_with_token().await;
+    let mut ws = WsClient::connect(&app, Protocol::Transport, json!({"token": read_token})).await;
+    ws.subscribe_changes(&app, "1", json!({})).await;
+    app.create_lead(json!({"fullName": "Before"})).await;
+    assert_eq!(ws.next_change("1").await["kind"], "CREATED");
+
+    let revoked = app
+        .db()
+        .run(|c| leadcache::tokens::revoke(c, "live-reader"))
+        .await
+        .unwrap();
+    assert!(revoked);
+    // Within the recheck period plus the token cache's TTL (and some slack for a loaded machine)
+    // the socket is closed; changes made meanwhile may still arrive before the close.
+    let deadline = std::time::Instant::now()
+        + leadcache::ws::RECHECK_EVERY
+        + leadcache::tokens::CACHE_TTL
+        + std::time::Duration::from_secs(20);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket of a revoked token stayed open"
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(1), ws.recv()).await {
+            Err(_) => continue,
+            Ok(Got::Closed(code, reason)) => {
+                assert_eq!(code, 4403, "{reason}");
+                assert_eq!(reason, "UNAUTHENTICATED: unknown or revoked token");
+                break;
+            }
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_read_token_subscribes_and_sees_writes_by_other_tokens_with_their_name() {
     let (app, read_token) = app_with_token().await;
     let mut ws = WsClient::connect(&app, Protocol::Transport, json!({"token": read_token})).await;
