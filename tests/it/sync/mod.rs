@@ -41,6 +41,18 @@ async fn an_empty_cache_is_filled_by_a_full_pull_in_the_fewest_requests() {
         0,
         "pulled leads are not pushed back"
     );
+    // Pulled leads enter the pipeline like any other: one stored stay each, as derived.
+    assert_eq!(
+        s.app.count("SELECT COUNT(*) AS n FROM lead_stays").await,
+        2500
+    );
+    let stale = s
+        .app
+        .db()
+        .run(|c| leadcache::leads::stays::inconsistent(c, 10))
+        .await
+        .unwrap();
+    assert!(stale.is_empty(), "stale stays for {stale:?}");
 }
 
 #[tokio::test]
@@ -73,6 +85,44 @@ async fn incremental_pulls_cost_one_request_when_quiet_and_fetch_only_changes() 
     }
     let events = s.app.count("SELECT COUNT(*) AS n FROM lead_events WHERE kind = 'pulled' AND actor = 'airtable' AND changes LIKE '%Chief Sync Officer%'").await;
     assert_eq!(events, 7);
+
+    // A status changed in Airtable moves the lead through the stored pipeline too.
+    next_second().await;
+    let before = s.local(&ids[0]).await;
+    let old_status = before["status"].as_str().unwrap().to_string();
+    let new_status = if old_status == "contacted" {
+        "replied"
+    } else {
+        "contacted"
+    };
+    s.sim
+        .state
+        .ui_edit(
+            &ids[0],
+            json!({"Status": new_status}).as_object().unwrap().clone(),
+        )
+        .unwrap();
+    s.run(RunKind::IncrementalPull).await;
+    let lead_id = before["id"].as_str().unwrap().to_string();
+    let stays = s
+        .app
+        .db()
+        .run(move |c| {
+            use diesel::prelude::*;
+            use leadcache::db::schema::lead_stays as t;
+            Ok(t::table
+                .filter(t::lead_id.eq(&lead_id))
+                .order(t::id)
+                .select((t::status, t::from_status))
+                .load::<(String, Option<String>)>(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stays.last(),
+        Some(&(new_status.to_string(), Some(old_status))),
+        "{stays:?}"
+    );
 }
 
 #[tokio::test]
