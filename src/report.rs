@@ -27,7 +27,7 @@ use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use std::collections::BTreeMap;
 
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::sqlite::SqliteConnection;
 
 use crate::db::Db;
@@ -80,12 +80,6 @@ struct Group {
     enriched: bool,
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Days {
-    #[diesel(sql_type = Double)]
-    days: f64,
 }
 
 #[derive(QueryableByName)]
@@ -143,7 +137,8 @@ struct Counts {
 
 /// What the report needs from the stored stays and the campaigns.
 struct History {
-    lost_from: Vec<Count>,
+    /// (the status before `lost`, leads)
+    lost_from: Vec<(Option<String>, i64)>,
     medians: Vec<(String, Option<f64>)>,
     campaigns: Vec<CampaignStats>,
 }
@@ -175,13 +170,14 @@ fn read_counts(conn: &mut SqliteConnection, today: NaiveDate) -> Result<Counts, 
 
 fn read_history(conn: &mut SqliteConnection, statuses: &[String]) -> Result<History, AppError> {
     // Where each lost lead came from: the stay before its current (open) `lost` stay.
-    let lost_from: Vec<Count> = if statuses.iter().any(|s| s == LOST) {
-        diesel::sql_query(
-            "SELECT from_status AS k, COUNT(*) AS n FROM lead_stays \
-             WHERE status = ? AND left_at IS NULL GROUP BY from_status",
-        )
-        .bind::<Text, _>(LOST)
-        .load(conn)?
+    let lost_from: Vec<(Option<String>, i64)> = if statuses.iter().any(|s| s == LOST) {
+        use crate::db::schema::lead_stays as t;
+        t::table
+            .filter(t::status.eq(LOST))
+            .filter(t::left_at.is_null())
+            .group_by(t::from_status)
+            .select((t::from_status, diesel::dsl::count_star()))
+            .load(conn)?
     } else {
         Vec::new()
     };
@@ -250,9 +246,9 @@ fn assemble(statuses: &[String], counts: Counts, history: History) -> Report {
             *slot += n;
         }
     }
-    for c in &history.lost_from {
-        if let Some(slot) = at_position.get_mut(position(c.k.as_deref())) {
-            *slot += c.n;
+    for (from, n) in &history.lost_from {
+        if let Some(slot) = at_position.get_mut(position(from.as_deref())) {
+            *slot += n;
         }
     }
     let mut funnel = Vec::with_capacity(stages.len());
@@ -294,38 +290,22 @@ fn medians(
     conn: &mut SqliteConnection,
     statuses: &[String],
 ) -> Result<Vec<(String, Option<f64>)>, AppError> {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use crate::db::schema::lead_stays as t;
     let mut out = Vec::with_capacity(statuses.len());
     for s in statuses {
         // `days` is NULL exactly while a stay goes on.
-        let n = diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM lead_stays WHERE status = ? AND days IS NOT NULL",
-        )
-        .bind::<Text, _>(s)
-        .get_result::<N>(conn)?
-        .n;
-        if n == 0 {
-            out.push((s.clone(), None));
-            continue;
-        }
+        let done = t::table
+            .filter(t::status.eq(s))
+            .filter(t::days.is_not_null());
+        let n: i64 = done.count().get_result(conn)?;
         // Rows (n-1)/2 and n/2 (0-based): the same row when n is odd.
-        let middle: Vec<Days> = diesel::sql_query(
-            "SELECT days FROM lead_stays WHERE status = ? AND days IS NOT NULL \
-             ORDER BY days LIMIT ? OFFSET ?",
-        )
-        .bind::<Text, _>(s)
-        .bind::<BigInt, _>(if n % 2 == 1 { 1 } else { 2 })
-        .bind::<BigInt, _>((n - 1) / 2)
-        .load(conn)?;
-        let median = if middle.is_empty() {
-            None
-        } else {
-            Some(middle.iter().map(|d| d.days).sum::<f64>() / middle.len() as f64)
-        };
+        let middle: Vec<f64> = done
+            .select(t::days.assume_not_null())
+            .order(t::days)
+            .limit(if n % 2 == 1 { 1 } else { 2 })
+            .offset((n - 1).max(0) / 2)
+            .load(conn)?;
+        let median = (!middle.is_empty()).then(|| middle.iter().sum::<f64>() / middle.len() as f64);
         out.push((s.clone(), median));
     }
     Ok(out)

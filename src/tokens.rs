@@ -348,15 +348,18 @@ impl TokenAuth {
             None => Verdict::Denied(AppError::Unauthenticated(
                 "this server requires a token: send Authorization: Bearer <token>".into(),
             )),
-            Some(token) => match live.get(&hash(token)) {
-                Some(caller) => {
-                    self.touch(hash(token));
-                    Verdict::Allowed(caller.clone())
+            Some(token) => {
+                let token_hash = hash(token);
+                match live.get(&token_hash) {
+                    Some(caller) => {
+                        self.touch(token_hash);
+                        Verdict::Allowed(caller.clone())
+                    }
+                    None => Verdict::Denied(AppError::Unauthenticated(
+                        "unknown or revoked token".into(),
+                    )),
                 }
-                None => {
-                    Verdict::Denied(AppError::Unauthenticated("unknown or revoked token".into()))
-                }
-            },
+            }
         }
     }
 }

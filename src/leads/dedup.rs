@@ -123,7 +123,9 @@ pub fn matches(
             .filter(leads::id.ne(lead.id.clone()))
             .order(leads::rid)
             .select(Lead::as_select())
-            .limit(i64::try_from(limit - out.len() + seen.len()).unwrap_or(i64::MAX))
+            // At most `out.len()` of these are listed already (under LinkedIn), so `limit` rows
+            // always hold the `limit - out.len()` still wanted.
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .load(conn)?;
         for found in found {
             if out.len() < limit && seen.insert(found.id.clone()) {

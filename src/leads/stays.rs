@@ -111,7 +111,9 @@ fn by_lead(events: Vec<LeadEvent>) -> HashMap<String, Vec<LeadEvent>> {
     out
 }
 
-/// Recomputes the stays of the lead `id` (none when it is deleted or gone).
+/// Recomputes the stays of the lead `id` (none when it is deleted or gone). Not `refresh_many` of
+/// one id: this runs on every pipeline write, and diesel caches these `=` statements but never
+/// its `IN (...)` lists.
 pub fn refresh(conn: &mut SqliteConnection, id: &str) -> Result<(), AppError> {
     diesel::delete(lead_stays::table.filter(lead_stays::lead_id.eq(id))).execute(conn)?;
     let lead: Option<Lead> = leads::table
@@ -208,21 +210,18 @@ pub fn inconsistent(conn: &mut SqliteConnection, limit: usize) -> Result<Vec<Str
     let mut bad = Vec::new();
     let mut after = 0i64;
     loop {
-        let batch: Vec<(i64, String)> = leads::table
+        let batch: Vec<(i64, Lead)> = leads::table
             .filter(leads::rid.gt(after))
             .order(leads::rid)
-            .select((leads::rid, leads::id))
+            .select((leads::rid, Lead::as_select()))
             .limit(500)
             .load(conn)?;
         let Some((last, _)) = batch.last() else {
             return Ok(bad);
         };
         after = *last;
-        let ids: Vec<String> = batch.into_iter().map(|(_, id)| id).collect();
-        let found: Vec<Lead> = leads::table
-            .filter(leads::id.eq_any(&ids))
-            .select(Lead::as_select())
-            .load(conn)?;
+        let found: Vec<Lead> = batch.into_iter().map(|(_, lead)| lead).collect();
+        let ids: Vec<String> = found.iter().map(|l| l.id.clone()).collect();
         let events = by_lead(pipeline_events(conn, &ids)?);
         let stored: Vec<StayRow> = lead_stays::table
             .filter(lead_stays::lead_id.eq_any(&ids))
@@ -236,9 +235,16 @@ pub fn inconsistent(conn: &mut SqliteConnection, limit: usize) -> Result<Vec<Str
                 lead_stays::days,
             ))
             .load(conn)?;
+        let mut stored_by_lead: HashMap<&str, Vec<&StayRow>> = HashMap::new();
+        for row in &stored {
+            stored_by_lead
+                .entry(row.lead_id.as_str())
+                .or_default()
+                .push(row);
+        }
         for lead in &found {
             let want = derive(lead, events.get(&lead.id).map_or(&[], Vec::as_slice));
-            let have: Vec<&StayRow> = stored.iter().filter(|s| s.lead_id == lead.id).collect();
+            let have = stored_by_lead.remove(lead.id.as_str()).unwrap_or_default();
             let same = want.len() == have.len()
                 && want.iter().zip(&have).all(|(w, h)| {
                     w.status == h.status
