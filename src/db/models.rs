@@ -7,8 +7,17 @@ use diesel::prelude::*;
 use crate::db::schema::*;
 
 /// A lead as stored, without the internal `rid`. Used for inserts, whole-row updates and reads.
+///
+/// `treat_none_as_null` (for updates) and `treat_none_as_default_value = false` (for inserts):
+/// `None` is bound as NULL. With `DEFAULT` in the VALUES, diesel turns a multi-row INSERT on
+/// SQLite into one statement per row inside a savepoint, which costs bulk writes most of their time.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = leads, check_for_backend(diesel::sqlite::Sqlite), treat_none_as_null = true)]
+#[diesel(
+    table_name = leads,
+    check_for_backend(diesel::sqlite::Sqlite),
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct Lead {
     pub id: String,
     pub airtable_id: Option<String>,
@@ -67,8 +76,10 @@ pub struct LeadEvent {
     pub at: NaiveDateTime,
 }
 
+/// `None` is bound as NULL, not `DEFAULT`, so many events go in one multi-row INSERT (see
+/// [`Lead`]).
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = lead_events)]
+#[diesel(table_name = lead_events, treat_none_as_default_value = false)]
 pub struct NewLeadEvent<'a> {
     pub lead_id: &'a str,
     pub kind: &'a str,
@@ -123,8 +134,14 @@ pub struct CampaignLead {
     pub updated_at: NaiveDateTime,
 }
 
+/// `None` is bound as NULL, not `DEFAULT`, so many rows go in one multi-row INSERT (see [`Lead`]).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite), treat_none_as_null = true)]
+#[diesel(
+    table_name = outbox,
+    check_for_backend(diesel::sqlite::Sqlite),
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct OutboxRow {
     pub lead_id: String,
     pub operation: String,

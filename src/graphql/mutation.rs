@@ -11,7 +11,7 @@ use crate::graphql::inputs::{EnrichmentInput, LeadInput, LeadPatch};
 use crate::graphql::types::*;
 use crate::graphql::{caller, state};
 use crate::leads::dedup::Rule;
-use crate::leads::{WriteCtx, Written, merge, store};
+use crate::leads::{WriteCtx, Written, bulk, merge, store};
 
 /// Most leads one `createLeads` call takes.
 pub const MAX_BATCH: usize = 5000;
@@ -115,25 +115,21 @@ impl LeadsMutation {
                         format!("{e} (allOrNothing: nothing was stored)"),
                     ));
                 }
-                // One at a time in input order: an input that duplicates an earlier one of this
-                // call finds it stored already and is merged into it.
-                let mut out = Vec::with_capacity(built.len());
-                for (i, (b, ch)) in built.into_iter().zip(&changes).enumerate() {
-                    out.push(match b {
-                        Ok(lead) => {
-                            let origin = format!("createLeads input {i}");
-                            Ok(merge::place(
-                                c,
-                                &wctx,
-                                lead,
-                                |f| ch.contains_key(f),
-                                &origin,
-                            )?)
-                        }
-                        Err(e) => Err(e),
-                    });
-                }
-                Ok(out)
+                // In input order: an input that duplicates an earlier one of this call is
+                // merged into it (`leads::bulk` writes new leads in batches, same outcome).
+                bulk::with_placer(c, &wctx, |c, placer| {
+                    let mut out = Vec::with_capacity(built.len());
+                    for (i, (b, ch)) in built.into_iter().zip(&changes).enumerate() {
+                        out.push(match b {
+                            Ok(lead) => {
+                                let origin = format!("createLeads input {i}");
+                                Ok(placer.place(c, lead, |f| ch.contains_key(f), &origin)?)
+                            }
+                            Err(e) => Err(e),
+                        });
+                    }
+                    Ok(out)
+                })
             })
             .await
             .gql()?;

@@ -150,22 +150,33 @@ pub fn place(
             written: store::insert(conn, ctx, lead)?,
             duplicate_of: None,
         }),
-        Some(Match {
-            lead: existing,
-            rule,
-            score,
-        }) => {
-            let message = format!(
-                "merged a duplicate from {origin} (matched by {}, score {score:.2}); differing incoming values are in changes",
-                rule.as_str()
-            );
-            let written = absorb(conn, ctx, &existing, &lead, offered, &message)?;
-            Ok(Outcome {
-                written,
-                duplicate_of: Some((existing.id, rule)),
-            })
-        }
+        Some(found) => into_match(conn, ctx, found, &lead, offered, origin),
     }
+}
+
+/// Merges `lead` (built, not stored) into the stored lead `found` says it duplicates.
+pub fn into_match(
+    conn: &mut SqliteConnection,
+    ctx: &WriteCtx,
+    found: Match,
+    lead: &Lead,
+    offered: impl Fn(&str) -> bool,
+    origin: &str,
+) -> Result<Outcome, AppError> {
+    let Match {
+        lead: existing,
+        rule,
+        score,
+    } = found;
+    let message = format!(
+        "merged a duplicate from {origin} (matched by {}, score {score:.2}); differing incoming values are in changes",
+        rule.as_str()
+    );
+    let written = absorb(conn, ctx, &existing, lead, offered, &message)?;
+    Ok(Outcome {
+        written,
+        duplicate_of: Some((existing.id, rule)),
+    })
 }
 
 /// `mergeLeads`: merges lead `merge_id` into `keep_id`. The kept lead takes the merged lead's

@@ -1,6 +1,7 @@
 //! The lead store: validation, normalised keys, history, outbox, writes, queries and search.
 //! Everything here is synchronous diesel code meant to run inside `Db::run`/`Db::write`.
 
+pub mod bulk;
 pub mod dedup;
 pub mod fields;
 pub mod history;

@@ -67,20 +67,8 @@ pub fn record(
         .first(conn)
         .optional()?;
     let Some(mut row) = existing else {
-        let row = OutboxRow {
-            lead_id: lead_id.to_string(),
-            operation: op.as_str().to_string(),
-            fields: serde_json::to_string(fields)?,
-            seq: 1,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            state: state::PENDING.to_string(),
-            created_at: now,
-            updated_at: now,
-        };
         diesel::insert_into(outbox::table)
-            .values(&row)
+            .values(&new_row(lead_id, op, fields, now)?)
             .execute(conn)?;
         return Ok(());
     };
@@ -109,6 +97,45 @@ pub fn record(
         .set(&row)
         .execute(conn)?;
     Ok(())
+}
+
+/// Queues the creates of many leads that were just stored (none has a row yet, so there is
+/// nothing to coalesce): `(lead id, changed fields, when)`, in multi-row INSERTs.
+pub fn record_creates(
+    conn: &mut SqliteConnection,
+    creates: &[(&str, Vec<String>, NaiveDateTime)],
+) -> Result<(), AppError> {
+    let rows = creates
+        .iter()
+        .map(|(id, fields, at)| new_row(id, Op::Create, fields, *at))
+        .collect::<Result<Vec<_>, _>>()?;
+    // 10 values a row: 1,000 rows stay well under SQLite's 32,766 bound parameters.
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(outbox::table)
+            .values(chunk)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn new_row(
+    lead_id: &str,
+    op: Op,
+    fields: &[String],
+    now: NaiveDateTime,
+) -> Result<OutboxRow, AppError> {
+    Ok(OutboxRow {
+        lead_id: lead_id.to_string(),
+        operation: op.as_str().to_string(),
+        fields: serde_json::to_string(fields)?,
+        seq: 1,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        state: state::PENDING.to_string(),
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 pub fn get(conn: &mut SqliteConnection, lead_id: &str) -> Result<Option<OutboxRow>, AppError> {

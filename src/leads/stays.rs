@@ -45,7 +45,7 @@ pub fn moves_pipeline(event_kind: &str) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Insertable, Queryable)]
-#[diesel(table_name = lead_stays)]
+#[diesel(table_name = lead_stays, treat_none_as_default_value = false)]
 pub struct StayRow {
     pub lead_id: String,
     pub status: String,
@@ -132,7 +132,7 @@ pub fn refresh(conn: &mut SqliteConnection, id: &str) -> Result<(), AppError> {
 }
 
 /// The stay of a lead that was just created (its `created` event is its only history): what
-/// [`refresh`] would store, without reading anything back. Bulk creation calls this per lead.
+/// [`refresh`] would store, without reading anything back.
 pub fn created(
     conn: &mut SqliteConnection,
     id: &str,
@@ -140,16 +140,32 @@ pub fn created(
     at: NaiveDateTime,
 ) -> Result<(), AppError> {
     diesel::insert_into(lead_stays::table)
-        .values(StayRow {
-            lead_id: id.to_string(),
-            status: status.unwrap_or("new").to_string(),
-            from_status: None,
-            entered_at: at,
-            left_at: None,
-            days: None,
-        })
+        .values(first_stay(id, status, at))
         .execute(conn)?;
     Ok(())
+}
+
+/// [`created`] for many new leads: `(id, status, created at)`.
+pub fn created_many(
+    conn: &mut SqliteConnection,
+    leads: &[(&str, Option<&str>, NaiveDateTime)],
+) -> Result<(), AppError> {
+    let rows: Vec<StayRow> = leads
+        .iter()
+        .map(|(id, status, at)| first_stay(id, *status, *at))
+        .collect();
+    insert(conn, &rows)
+}
+
+fn first_stay(id: &str, status: Option<&str>, at: NaiveDateTime) -> StayRow {
+    StayRow {
+        lead_id: id.to_string(),
+        status: status.unwrap_or("new").to_string(),
+        from_status: None,
+        entered_at: at,
+        left_at: None,
+        days: None,
+    }
 }
 
 /// [`refresh`] for many leads at once (a few statements per 500 leads).

@@ -569,3 +569,197 @@ async fn lead_duplicates_lists_every_look_alike_once_under_its_strongest_rule() 
         "{err}"
     );
 }
+
+/// How placing a list of inputs (local field names) went, in terms that do not depend on generated ids: per input,
+/// `(created, the input whose lead it was merged into, rule)`, and per stored lead (named by the
+/// input that created it) its fields, version, event kinds, outbox row and stays.
+type Placement = (
+    Vec<(bool, Option<usize>, Option<&'static str>)>,
+    Vec<String>,
+);
+
+/// Places `inputs`: the first `stored` one by one, the rest `how`.
+async fn place_all(
+    app: &TestApp,
+    inputs: Vec<Value>,
+    stored: usize,
+    how: &'static str,
+) -> Placement {
+    use diesel::prelude::*;
+    use leadcache::db::schema::{lead_events, lead_stays, leads, outbox};
+    use leadcache::leads::{bulk, merge, store};
+    let ctx = app.state().write_ctx("test");
+    app.db()
+        .write(move |c| {
+            let now = leadcache::time::now();
+            let mut outcomes = Vec::new();
+            let place = |c: &mut diesel::SqliteConnection,
+                             placer: Option<&mut bulk::Placer<'_>>,
+                             i: usize,
+                             input: &Value|
+             -> Result<merge::Outcome, leadcache::error::AppError> {
+                let Value::Object(changes) = input else {
+                    unreachable!()
+                };
+                let origin = format!("input {i}");
+                match placer {
+                    None => merge::create_or_merge(c, &ctx, changes, now, &origin),
+                    Some(p) => {
+                        let lead = store::build(&ctx, changes, now)?;
+                        p.place(c, lead, |f| changes.contains_key(f), &origin)
+                    }
+                }
+            };
+            for (i, input) in inputs.iter().enumerate().take(stored) {
+                outcomes.push(place(c, None, i, input)?);
+            }
+            let rest = inputs.iter().enumerate().skip(stored);
+            match how {
+                "one by one" => {
+                    for (i, input) in rest {
+                        outcomes.push(place(c, None, i, input)?);
+                    }
+                }
+                _ => bulk::with_placer(c, &ctx, |c, placer| {
+                    if how == "batched, stored keys read" {
+                        placer.read_stored_keys(c)?;
+                    }
+                    for (i, input) in rest {
+                        outcomes.push(place(c, Some(placer), i, input)?);
+                    }
+                    Ok(())
+                })?,
+            }
+            // Name every lead by the input that created it.
+            let mut name = std::collections::HashMap::new();
+            for (i, o) in outcomes.iter().enumerate() {
+                if o.duplicate_of.is_none() {
+                    name.insert(o.written.lead.id.clone(), i);
+                }
+            }
+            let per_input = outcomes
+                .iter()
+                .map(|o| match &o.duplicate_of {
+                    None => (true, None, None),
+                    Some((id, rule)) => (false, Some(name[id]), Some(rule.as_str())),
+                })
+                .collect();
+            let mut rows = Vec::new();
+            let stored: Vec<leadcache::db::models::Lead> = leads::table
+                .select(leadcache::db::models::Lead::as_select())
+                .load(c)?;
+            for lead in stored {
+                let kinds: Vec<String> = lead_events::table
+                    .filter(lead_events::lead_id.eq(&lead.id))
+                    .order(lead_events::id)
+                    .select(lead_events::kind)
+                    .load(c)?;
+                let queued: Option<(String, String)> = outbox::table
+                    .find(&lead.id)
+                    .select((outbox::operation, outbox::fields))
+                    .first(c)
+                    .optional()?;
+                let stays: Vec<(String, Option<String>)> = lead_stays::table
+                    .filter(lead_stays::lead_id.eq(&lead.id))
+                    .select((lead_stays::status, lead_stays::from_status))
+                    .load(c)?;
+                rows.push(format!(
+                    "input {}: {:?} {:?} {:?} {:?} {:?} {:?} {:?} v{} {kinds:?} {queued:?} {stays:?}",
+                    name[&lead.id],
+                    lead.full_name,
+                    lead.email,
+                    lead.company,
+                    lead.linkedin_url,
+                    lead.phone,
+                    lead.title,
+                    lead.extra,
+                    lead.version,
+                ));
+            }
+            rows.sort();
+            Ok((per_input, rows))
+        })
+        .await
+        .unwrap()
+}
+
+/// Inputs full of look-alikes at every distance (inside a batch of 500 and across batches): the
+/// same people with other email case, LinkedIn URL variants, name typos and company suffixes,
+/// namesakes at other companies, and namesakes with another LinkedIn profile.
+fn look_alikes(n: usize) -> Vec<Value> {
+    const FIRST: &[&str] = &["Jane", "John", "Jon", "Ana", "Anna", "Bob", "Rob"];
+    const LAST: &[&str] = &["Doe", "Smith", "Smyth", "Stone", "Muller", "Müller"];
+    const COMPANIES: &[&str] = &[
+        "Acme",
+        "ACME Inc",
+        "Acme, Inc.",
+        "Hooli",
+        "Hooli GmbH",
+        "Globex",
+    ];
+    let mut x: u64 = 42;
+    let mut next = |m: usize| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((x >> 33) as usize) % m
+    };
+    (0..n)
+        .map(|_| {
+            let (f, l) = (next(FIRST.len()), next(LAST.len()));
+            let person = next(40);
+            let mut input = json!({
+                "full_name": format!("{} {}", FIRST[f], LAST[l]),
+                "company": format!("{} {}", COMPANIES[next(COMPANIES.len())], next(30)),
+            });
+            if next(3) == 0 {
+                let email = format!("p{person}@x{}.example", next(5));
+                input["email"] = json!(if next(2) == 0 {
+                    email.to_uppercase()
+                } else {
+                    email
+                });
+            }
+            if next(3) == 0 {
+                let host = ["https://www.", "http://de.", "https://"][next(3)];
+                input["linkedin_url"] = json!(format!("{host}linkedin.com/in/p-{person}/"));
+            }
+            if next(2) == 0 {
+                input["phone"] = json!(format!("+1 555 {:04}", next(10000)));
+            }
+            if next(2) == 0 {
+                input["title"] = json!(["CEO", "CTO", "Founder"][next(3)]);
+            }
+            input
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn batched_placement_stores_and_merges_exactly_as_one_by_one() {
+    // 300 inputs stored one by one first, then 1,300 more placed three ways.
+    let inputs = look_alikes(1_600);
+    let mut results = Vec::new();
+    for how in ["one by one", "batched", "batched, stored keys read"] {
+        let app = TestApp::start().await;
+        results.push((how, place_all(&app, inputs.clone(), 300, how).await));
+    }
+    let (_, (expected_outcomes, expected_rows)) = &results[0];
+    let merged = expected_outcomes.iter().filter(|o| !o.0).count();
+    let rules: std::collections::HashSet<_> =
+        expected_outcomes.iter().filter_map(|o| o.2).collect();
+    assert!(
+        merged > 300,
+        "the inputs must be mostly look-alikes: {merged} merged"
+    );
+    assert_eq!(rules.len(), 3, "every rule must fire: {rules:?}");
+    for (how, (outcomes, rows)) in &results[1..] {
+        for (i, (want, got)) in expected_outcomes.iter().zip(outcomes).enumerate() {
+            assert_eq!(want, got, "{how}: input {i}");
+        }
+        assert_eq!(expected_rows.len(), rows.len(), "{how}: stored leads");
+        for (want, got) in expected_rows.iter().zip(rows) {
+            assert_eq!(want, got, "{how}");
+        }
+    }
+}
