@@ -12,10 +12,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
-use crate::db::models::{Lead, OutboxRow};
-use crate::db::schema::{lead_events, leads, outbox};
+use crate::db::models::Lead;
+use crate::db::schema::leads;
 use crate::error::AppError;
-use crate::leads::{fields, keys, store};
+use crate::leads::{fields, history, keys, outbox, store};
 
 pub const FIRST_NAMES: &[&str] = &[
     "Emma", "Liam", "Olivia", "Noah", "Ava", "Elijah", "Sophia", "Lucas", "Mia", "Mateo", "Amelia",
@@ -358,43 +358,26 @@ pub fn seed(
             diesel::insert_into(leads::table)
                 .values(rows)
                 .execute(conn)?;
-            let mut event_rows = Vec::new();
-            for g in &batch {
-                for (kind, changes, at) in &g.events {
-                    event_rows.push((
-                        lead_events::lead_id.eq(g.lead.id.as_str()),
-                        lead_events::kind.eq(*kind),
-                        lead_events::actor.eq("system"),
-                        lead_events::changes.eq(serde_json::to_string(changes)?),
-                        lead_events::at.eq(*at),
-                    ));
-                }
-            }
-            for chunk in event_rows.chunks(1000) {
-                diesel::insert_into(lead_events::table)
-                    .values(chunk)
-                    .execute(conn)?;
-            }
-            let outbox_rows: Vec<OutboxRow> = batch
+            let events: Vec<history::Event<'_>> = batch
                 .iter()
-                .map(|g| OutboxRow {
-                    lead_id: g.lead.id.clone(),
-                    operation: "create".into(),
-                    fields: serde_json::to_string(fields::SYNCED).unwrap_or_else(|_| "[]".into()),
-                    seq: 1,
-                    attempts: 0,
-                    next_attempt_at: g.lead.created_at,
-                    last_error: None,
-                    state: "pending".into(),
-                    created_at: g.lead.created_at,
-                    updated_at: g.lead.created_at,
+                .flat_map(|g| {
+                    g.events.iter().map(|(kind, changes, at)| history::Event {
+                        lead_id: &g.lead.id,
+                        kind,
+                        changes,
+                        message: None,
+                        at: *at,
+                    })
                 })
                 .collect();
-            diesel::insert_into(outbox::table)
-                .values(&outbox_rows)
-                .execute(conn)?;
-            let ids: Vec<String> = batch.iter().map(|g| g.lead.id.clone()).collect();
-            crate::leads::stays::refresh_many(conn, &ids)?;
+            // Also stores the stays the events make.
+            history::record_many(conn, "system", &events)?;
+            let all_fields: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
+            let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = batch
+                .iter()
+                .map(|g| (g.lead.id.as_str(), all_fields.clone(), g.lead.created_at))
+                .collect();
+            outbox::record_creates(conn, &creates)?;
             done += n;
         }
         Ok(done)

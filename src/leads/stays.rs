@@ -8,8 +8,9 @@
 //! history with [`pipeline::stages`], the same code behind `Lead.stages`, so the report and a
 //! lead's page can never disagree. [`history::record`](crate::leads::history::record) calls it for
 //! every event that can move a lead through the pipeline or in or out of the live set (created,
-//! pulled, status changed, deleted, restored, merged). Paths that write history rows directly (the
-//! seeder, the dump import) call [`refresh`] or [`rebuild_all`] themselves. A deleted lead has no
+//! pulled, status changed, deleted, restored, merged), and `history::record_many` does the same
+//! for many events (bulk creates, the seeder). The dump import writes history rows directly and
+//! calls [`refresh`] itself. A deleted lead has no
 //! stays (the report is about live leads); restoring it recomputes them.
 //!
 //! A database that predates the table is filled once at start ([`ensure_built`], flag

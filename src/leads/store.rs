@@ -156,7 +156,10 @@ fn outbox_fields(changes: &Map<String, Value>) -> Vec<String> {
     out
 }
 
-/// Stores a lead built by [`build`], with its `created` event and outbox row.
+/// Stores a lead built by [`build`], with its `created` event and outbox row. Not
+/// [`insert_many`] of one lead: these single-row statements have fixed types, which diesel
+/// prepares once per connection, while a multi-row INSERT is prepared on every call, and this
+/// runs on every `createLead`.
 pub fn insert(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,

@@ -578,13 +578,16 @@ type Placement = (
     Vec<String>,
 );
 
+/// How the inputs after the first ones are placed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum How {
+    OneByOne,
+    Batched,
+    BatchedWithStoredKeys,
+}
+
 /// Places `inputs`: the first `stored` one by one, the rest `how`.
-async fn place_all(
-    app: &TestApp,
-    inputs: Vec<Value>,
-    stored: usize,
-    how: &'static str,
-) -> Placement {
+async fn place_all(app: &TestApp, inputs: Vec<Value>, stored: usize, how: How) -> Placement {
     use diesel::prelude::*;
     use leadcache::db::schema::{lead_events, lead_stays, leads, outbox};
     use leadcache::leads::{bulk, merge, store};
@@ -615,13 +618,13 @@ async fn place_all(
             }
             let rest = inputs.iter().enumerate().skip(stored);
             match how {
-                "one by one" => {
+                How::OneByOne => {
                     for (i, input) in rest {
                         outcomes.push(place(c, None, i, input)?);
                     }
                 }
-                _ => bulk::with_placer(c, &ctx, |c, placer| {
-                    if how == "batched, stored keys read" {
+                How::Batched | How::BatchedWithStoredKeys => bulk::with_placer(c, &ctx, |c, placer| {
+                    if how == How::BatchedWithStoredKeys {
                         placer.read_stored_keys(c)?;
                     }
                     for (i, input) in rest {
@@ -740,7 +743,7 @@ async fn batched_placement_stores_and_merges_exactly_as_one_by_one() {
     // 300 inputs stored one by one first, then 1,300 more placed three ways.
     let inputs = look_alikes(1_600);
     let mut results = Vec::new();
-    for how in ["one by one", "batched", "batched, stored keys read"] {
+    for how in [How::OneByOne, How::Batched, How::BatchedWithStoredKeys] {
         let app = TestApp::start().await;
         results.push((how, place_all(&app, inputs.clone(), 300, how).await));
     }
@@ -755,11 +758,11 @@ async fn batched_placement_stores_and_merges_exactly_as_one_by_one() {
     assert_eq!(rules.len(), 3, "every rule must fire: {rules:?}");
     for (how, (outcomes, rows)) in &results[1..] {
         for (i, (want, got)) in expected_outcomes.iter().zip(outcomes).enumerate() {
-            assert_eq!(want, got, "{how}: input {i}");
+            assert_eq!(want, got, "{how:?}: input {i}");
         }
-        assert_eq!(expected_rows.len(), rows.len(), "{how}: stored leads");
+        assert_eq!(expected_rows.len(), rows.len(), "{how:?}: stored leads");
         for (want, got) in expected_rows.iter().zip(rows) {
-            assert_eq!(want, got, "{how}");
+            assert_eq!(want, got, "{how:?}");
         }
     }
 }

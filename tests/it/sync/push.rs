@@ -29,13 +29,7 @@ async fn local_edits_are_pushed_in_batches_of_ten_with_only_the_changed_fields()
         s.sim.state.records(),
     );
     s.sim.state.clear_log();
-    let dry = s
-        .app
-        .ok(
-            "mutation { syncPendingChanges(dryRun: true) { run { id } plan { changes requests { method path body } } } }",
-            json!({}),
-        )
-        .await;
+    let dry = dry_run(&s.app).await;
     let payload = &dry["syncPendingChanges"];
     assert!(payload["run"].is_null(), "a dry run starts no run");
     assert_eq!(payload["plan"]["changes"], 23);
@@ -160,13 +154,7 @@ async fn a_dry_run_of_creates_updates_and_deletes_is_what_the_push_sends() {
         .await;
 
     s.sim.state.clear_log();
-    let dry = s
-        .app
-        .ok(
-            "mutation { syncPendingChanges(dryRun: true) { run { id } plan { changes requests { method path body } } } }",
-            json!({}),
-        )
-        .await;
+    let dry = dry_run(&s.app).await;
     let plan = &dry["syncPendingChanges"]["plan"];
     assert_eq!(plan["changes"], 3 + 2 + 12 + 1);
     let planned = plan["requests"].as_array().unwrap().clone();
@@ -249,4 +237,13 @@ async fn the_admin_page_push_button_sends_a_query_the_server_answers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the push started by the button did not reach Airtable");
+}
+
+/// `syncPendingChanges(dryRun: true)`: its run (none expected) and its plan.
+async fn dry_run(app: &TestApp) -> Value {
+    app.ok(
+        "mutation { syncPendingChanges(dryRun: true) { run { id } plan { changes requests { method path body } } } }",
+        json!({}),
+    )
+    .await
 }
