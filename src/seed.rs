@@ -2,8 +2,8 @@
 //! same leads (times are relative to the start of the current UTC day). Statuses are skewed like a
 //! real funnel, and each lead carries a history that walks the pipeline to its status.
 //!
-//! Rows are written with multi-row INSERTs, 500 at a time, in one transaction: 100,000 leads with
-//! their events and outbox rows take a few seconds.
+//! Rows are written with multi-row INSERTs, 500 leads at a time, in one transaction: 100,000 leads
+//! with their events, stays and outbox rows took 37 s in a release build on the 2-core machine.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
