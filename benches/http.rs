@@ -52,6 +52,10 @@ use serde_json::{Value, json};
 use crate::procfs::{cores, rss_mib, thread_cpu};
 use crate::report::{Outcome, print_summary};
 
+/// The allocator of the `leadcache` binary (src/main.rs), so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "http",

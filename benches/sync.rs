@@ -42,6 +42,10 @@ use leadcache::sync::runs::RunKind;
 use leadcache::sync::{SyncEngine, SyncOptions};
 use serde_json::{Value, json};
 
+/// The allocator of the `leadcache` binary (src/main.rs), so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "patBenchKey.secret";
 const BASE: &str = "appBenchBase00001";
 /// Airtable's limit, which the simulator enforces.
