@@ -2,9 +2,12 @@
 //! through which every blocking diesel call runs, and the embedded migrations.
 //!
 //! Why `Db::run`: diesel is synchronous. A query run on a tokio worker would stall every other
-//! request scheduled there, so every call goes through [`Db::run`], which takes a pooled connection
-//! inside `spawn_blocking`, keeps the caller's tracing span, and re-raises a panic in the caller.
+//! request scheduled there, so every call goes through [`Db::run`] (reads, on the blocking pool)
+//! or [`Db::write`] (writes, in place with `block_in_place` on the server's runtime; see
+//! `write_in_place`), which take a pooled connection, keep the caller's tracing span, and re-raise
+//! a panic in the caller.
 
+pub mod batch;
 pub mod meta;
 pub mod models;
 pub mod schema;
@@ -207,21 +210,16 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        on_blocking_pool(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(AppError::internal(e)),
-        }
+        })
+        .await
     }
 
     /// Like [`Db::run`], inside an immediate (write-locking) transaction: SQLite takes the write
     /// lock at the start, so two writers queue on the busy timeout instead of one failing half way.
+    /// Runs in place on the server's runtime (see [`write_in_place`]).
     pub async fn write<F, T>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
@@ -229,20 +227,54 @@ impl Db {
     {
         let pool = self.pool.clone();
         let writer = self.writer.clone();
-        let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        write_in_place(move || {
             let _turn = writer
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut conn = pool.get()?;
             conn.immediate_transaction(f)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(AppError::internal(e)),
-        }
+        })
+        .await
+    }
+}
+
+/// Runs a write without stalling the other tasks of the runtime.
+///
+/// On the multi-threaded runtime (the server's) the write runs right here with
+/// [`tokio::task::block_in_place`], which first hands this worker's other tasks to another
+/// thread. The request waiting for the write does not move: on the blocking pool each write was
+/// two thread hand-offs (wake a pool thread, then wake the worker with the result), which on the
+/// 2-core benchmark machine cost about a tenth of a `createLead` (BENCHMARKS.md, "Session 4").
+/// Reads stay on the blocking pool: under 16 concurrent readers, the hand-off of a worker's tasks
+/// at every call costs more than it saves. Elsewhere (a current-thread runtime, as in
+/// `#[tokio::test]`, where `block_in_place` is not allowed) writes go to the blocking pool too.
+async fn write_in_place<T, F>(f: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        return tokio::task::block_in_place(f);
+    }
+    on_blocking_pool(f).await
+}
+
+/// Runs `f` on tokio's blocking pool in the caller's tracing span and re-raises its panic.
+async fn on_blocking_pool<T, F>(f: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        f()
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(AppError::internal(e)),
     }
 }
 
@@ -276,4 +308,121 @@ fn ensure_file(path: &Path) -> Result<(), OpenError> {
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        (dir, db)
+    }
+
+    fn count(db: &Db) -> i64 {
+        let mut conn = db.conn().unwrap();
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM t)",
+        ))
+        .get_result(&mut conn)
+        .unwrap()
+    }
+
+    /// What `Db::write` promises, on whichever path the runtime takes: the result comes back,
+    /// an error rolls the transaction back, and a panic reaches the caller and rolls back too.
+    async fn write_contract(db: Db) {
+        db.write(|c| {
+            diesel::sql_query("CREATE TABLE t (x INTEGER NOT NULL)").execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let n = db
+            .write(|c| Ok(diesel::sql_query("INSERT INTO t VALUES (1)").execute(c)?))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+
+        let failed = db
+            .write(|c| {
+                diesel::sql_query("INSERT INTO t VALUES (2)").execute(c)?;
+                Err::<(), _>(AppError::validation("x", "is wrong"))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(AppError::Validation { .. })),
+            "{failed:?}"
+        );
+        assert_eq!(count(&db), 1, "the failed write was rolled back");
+
+        let db2 = db.clone();
+        let panicked = tokio::spawn(async move {
+            db2.write(|c| -> Result<(), AppError> {
+                diesel::sql_query("INSERT INTO t VALUES (3)").execute(c)?;
+                panic!("boom in a write");
+            })
+            .await
+        })
+        .await
+        .unwrap_err();
+        assert!(panicked.is_panic());
+        assert_eq!(count(&db), 1, "the panicked write was rolled back");
+        db.write(|c| Ok(diesel::sql_query("INSERT INTO t VALUES (4)").execute(c)?))
+            .await
+            .expect("the database still takes writes after a panic");
+        assert_eq!(count(&db), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_in_place_on_the_server_runtime() {
+        let (_dir, db) = temp_db();
+        // On a worker thread, as in a request handler (the test body runs outside the workers).
+        tokio::spawn(write_contract(db)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn write_on_the_blocking_pool_on_a_current_thread_runtime() {
+        let (_dir, db) = temp_db();
+        write_contract(db).await;
+    }
+
+    /// A long write in place does not stall the runtime's other tasks, even with one worker: its
+    /// worker's tasks are handed to another thread first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_write_in_place_does_not_stall_other_tasks() {
+        let (_dir, db) = temp_db();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let seen = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                db.write(move |_| {
+                    let before = ticks.load(Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(ticks.load(Ordering::Relaxed) - before)
+                })
+                .await
+                .unwrap()
+            })
+            .await
+            .unwrap()
+        };
+        ticker.abort();
+        assert!(
+            seen >= 5,
+            "only {seen} ticks while the write held its thread"
+        );
+    }
 }

@@ -77,15 +77,16 @@ pub struct LeadEvent {
 }
 
 /// `None` is bound as NULL, not `DEFAULT`, so many events go in one multi-row INSERT (see
-/// [`Lead`]).
+/// [`Lead`]). Owned, not borrowed: diesel keeps the prepared statement of a fixed-size batch only
+/// for `'static` row types (see [`crate::db::batch`]).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = lead_events, treat_none_as_default_value = false)]
-pub struct NewLeadEvent<'a> {
-    pub lead_id: &'a str,
-    pub kind: &'a str,
-    pub actor: &'a str,
+pub struct NewLeadEvent {
+    pub lead_id: String,
+    pub kind: String,
+    pub actor: String,
     pub changes: String,
-    pub message: Option<&'a str>,
+    pub message: Option<String>,
     pub at: NaiveDateTime,
 }
 

@@ -22,13 +22,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::sqlite::SqliteConnection;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::db::models::Lead;
 use crate::error::AppError;
 use crate::leads::history::{self, kind};
 use crate::leads::merge::{self, Outcome};
-use crate::leads::{WriteCtx, dedup, store};
+use crate::leads::{WriteCtx, dedup, fields, store};
 
 /// New leads written together.
 pub const BATCH: usize = 500;
@@ -37,6 +37,8 @@ pub const BATCH: usize = 500;
 pub struct Placer<'a> {
     ctx: &'a WriteCtx,
     waiting: Vec<Lead>,
+    /// [`fields::created`] of each waiting lead, for its event and outbox row.
+    waiting_changes: Vec<Map<String, Value>>,
     keys: dedup::KeySet,
     /// The keys of the stored live leads, when read ([`Placer::read_stored_keys`]).
     stored: Option<dedup::KeySet>,
@@ -54,6 +56,7 @@ pub fn with_placer<T>(
     let mut placer = Placer {
         ctx,
         waiting: Vec::new(),
+        waiting_changes: Vec::new(),
         keys: dedup::KeySet::default(),
         stored: None,
         notes: Vec::new(),
@@ -88,8 +91,10 @@ impl Placer<'_> {
             return Ok(outcome);
         }
         self.keys.add(&lead);
+        let changes = fields::created(&lead);
         self.waiting.push(lead.clone());
-        let written = store::created(lead);
+        let written = store::created(lead, &changes);
+        self.waiting_changes.push(changes);
         if self.waiting.len() >= BATCH {
             self.flush(conn)?;
         }
@@ -135,7 +140,8 @@ impl Placer<'_> {
         if self.waiting.is_empty() {
             return Ok(());
         }
-        store::insert_many(conn, self.ctx, &self.waiting)?;
+        tracing::trace!(leads = self.waiting.len(), "writing a batch of new leads");
+        store::insert_many(conn, self.ctx, &self.waiting, &self.waiting_changes)?;
         let empty = Map::new();
         let notes: Vec<history::Event<'_>> = self
             .notes
@@ -149,14 +155,13 @@ impl Placer<'_> {
             })
             .collect();
         history::record_many(conn, &self.ctx.actor, &notes)?;
+        let written = std::mem::take(&mut self.keys);
         if let Some(stored) = &mut self.stored {
-            for lead in &self.waiting {
-                stored.add(lead);
-            }
+            stored.absorb(written);
         }
         self.waiting.clear();
+        self.waiting_changes.clear();
         self.notes.clear();
-        self.keys.clear();
         Ok(())
     }
 }

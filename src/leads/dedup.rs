@@ -276,8 +276,16 @@ impl KeySet {
         }
     }
 
-    pub fn clear(&mut self) {
-        *self = Self::default();
+    /// Adds the keys of `other` (moved, not copied).
+    pub fn absorb(&mut self, other: KeySet) {
+        self.linkedin.extend(other.linkedin);
+        self.email.extend(other.email);
+        for (company, keys) in other.by_company {
+            self.by_company.entry(company).or_default().extend(keys);
+        }
+        for (name, keys) in other.by_name {
+            self.by_name.entry(name).or_default().extend(keys);
+        }
     }
 
     /// The keys of every live lead (one read of four columns; about 0.1 s at 100,000 leads).

@@ -38,11 +38,11 @@ pub fn record(
     at: NaiveDateTime,
 ) -> Result<LeadEvent, AppError> {
     let row = NewLeadEvent {
-        lead_id,
-        kind,
-        actor,
+        lead_id: lead_id.to_string(),
+        kind: kind.to_string(),
+        actor: actor.to_string(),
         changes: serde_json::to_string(changes)?,
-        message,
+        message: message.map(str::to_string),
         at,
     };
     let event = diesel::insert_into(lead_events::table)
@@ -87,18 +87,16 @@ pub fn record_many(
             .iter()
             .map(|e| {
                 Ok(NewLeadEvent {
-                    lead_id: e.lead_id,
-                    kind: e.kind,
-                    actor,
+                    lead_id: e.lead_id.to_string(),
+                    kind: e.kind.to_string(),
+                    actor: actor.to_string(),
                     changes: serde_json::to_string(e.changes)?,
-                    message: e.message,
+                    message: e.message.map(str::to_string),
                     at: e.at,
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
-        diesel::insert_into(lead_events::table)
-            .values(&rows)
-            .execute(conn)?;
+        crate::db::batch::insert::<_, NewLeadEvent, 500>(conn, lead_events::table, &rows)?;
     }
     let mut first_stays = Vec::new();
     let mut moved = Vec::new();

@@ -109,12 +109,8 @@ pub fn record_creates(
         .iter()
         .map(|(id, fields, at)| new_row(id, Op::Create, fields, *at))
         .collect::<Result<Vec<_>, _>>()?;
-    // 10 values a row: 1,000 rows stay well under SQLite's 32,766 bound parameters.
-    for chunk in rows.chunks(1000) {
-        diesel::insert_into(outbox::table)
-            .values(chunk)
-            .execute(conn)?;
-    }
+    // 10 values a row: 500 rows stay well under SQLite's 32,766 bound parameters.
+    crate::db::batch::insert::<_, OutboxRow, 500>(conn, outbox::table, &rows)?;
     Ok(())
 }
 

@@ -187,9 +187,9 @@ pub fn insert(
 }
 
 /// What [`insert`] returns for `lead`, without storing it (`leads::bulk` stores it later with
-/// [`insert_many`]).
-pub fn created(lead: Lead) -> Written {
-    let changed = outbox_fields(&fields::created(&lead));
+/// [`insert_many`]). `changes` is [`fields::created`] of the lead.
+pub fn created(lead: Lead, changes: &Map<String, Value>) -> Written {
+    let changed = outbox_fields(changes);
     Written {
         lead,
         kind: ChangeKind::Created,
@@ -199,21 +199,20 @@ pub fn created(lead: Lead) -> Written {
 
 /// [`insert`] for many leads at once, in multi-row INSERTs: the same rows (lead, `created` event,
 /// first stay, outbox create) as inserting each, a few statements per 500 leads. None of the
-/// leads may be stored already.
+/// leads may be stored already. `changes[i]` is [`fields::created`] of `new[i]`.
 pub fn insert_many(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     new: &[Lead],
+    changes: &[Map<String, Value>],
 ) -> Result<(), AppError> {
+    debug_assert_eq!(new.len(), changes.len());
     // 34 values a row: 500 rows stay under SQLite's 32,766 bound parameters.
-    for chunk in new.chunks(500) {
-        diesel::insert_into(leads::table)
-            .values(chunk)
-            .execute(conn)?;
-        let changes: Vec<Map<String, Value>> = chunk.iter().map(fields::created).collect();
+    for (chunk, changes) in new.chunks(500).zip(changes.chunks(500)) {
+        crate::db::batch::insert::<_, Lead, 500>(conn, leads::table, chunk)?;
         let events: Vec<history::Event<'_>> = chunk
             .iter()
-            .zip(&changes)
+            .zip(changes)
             .map(|(lead, changes)| history::Event {
                 lead_id: &lead.id,
                 kind: kind::CREATED,
@@ -225,7 +224,7 @@ pub fn insert_many(
         history::record_many(conn, &ctx.actor, &events)?;
         let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = chunk
             .iter()
-            .zip(&changes)
+            .zip(changes)
             .map(|(lead, changes)| (lead.id.as_str(), outbox_fields(changes), lead.created_at))
             .collect();
         outbox::record_creates(conn, &creates)?;
