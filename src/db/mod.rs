@@ -245,8 +245,9 @@ impl Db {
 /// thread. The request waiting for the write does not move: on the blocking pool each write was
 /// two thread hand-offs (wake a pool thread, then wake the worker with the result), which on the
 /// 2-core benchmark machine cost about a tenth of a `createLead` (BENCHMARKS.md, "Session 4").
-/// Reads stay on the blocking pool: under 16 concurrent readers, the hand-off of a worker's tasks
-/// at every call costs more than it saves. Elsewhere (a current-thread runtime, as in
+/// Reads stay on the blocking pool: `block_in_place` moves the worker's other tasks to another
+/// thread at every call, and whether that pays off for many concurrent readers has not been
+/// measured (the one benchmark run with reads in place shared the machine with a build). Elsewhere (a current-thread runtime, as in
 /// `#[tokio::test]`, where `block_in_place` is not allowed) writes go to the blocking pool too.
 async fn write_in_place<T, F>(f: F) -> Result<T, AppError>
 where
