@@ -246,8 +246,9 @@ impl Db {
 /// two thread hand-offs (wake a pool thread, then wake the worker with the result), which on the
 /// 2-core benchmark machine cost about a tenth of a `createLead` (BENCHMARKS.md, "Session 4").
 /// Reads stay on the blocking pool: `block_in_place` moves the worker's other tasks to another
-/// thread at every call, and whether that pays off for many concurrent readers has not been
-/// measured (the one benchmark run with reads in place shared the machine with a build). Elsewhere (a current-thread runtime, as in
+/// thread at every call, and with 16 concurrent readers that cost more than it saved (`lead(id)`
+/// 6,774 req/s and p99 8.0 ms in place against 8,558 req/s and 4.2 ms on the pool;
+/// BENCHMARKS.md, "Latest figures"). Elsewhere (a current-thread runtime, as in
 /// `#[tokio::test]`, where `block_in_place` is not allowed) writes go to the blocking pool too.
 async fn write_in_place<T, F>(f: F) -> Result<T, AppError>
 where
