@@ -2,7 +2,7 @@
 //! same leads (times are relative to the start of the current UTC day). Statuses are skewed like a
 //! real funnel, and each lead carries a history that walks the pipeline to its status.
 //!
-//! Rows are written with multi-row INSERTs, 500 leads at a time, in one transaction: 100,000 leads
+//! Rows are written with multi-row INSERTs (`db::batch`), 500 leads at a time, in one transaction: 100,000 leads
 //! with their events, stays and outbox rows took 37 s in a release build on the 2-core machine.
 
 use chrono::{Duration, NaiveDateTime};
@@ -350,19 +350,18 @@ pub fn seed(
     conn.immediate_transaction(|conn| {
         let mut done = 0;
         while done < count {
-            let n = (count - done).min(500);
-            let batch: Vec<Generated> = (0..n)
+            let n = (count - done).min(crate::db::batch::ROWS);
+            let (rows, histories): (Vec<Lead>, Vec<_>) = (0..n)
                 .map(|k| generate(&mut rng, offset + done + k, day, sync_enabled))
-                .collect();
-            let rows: Vec<&Lead> = batch.iter().map(|g| &g.lead).collect();
-            diesel::insert_into(leads::table)
-                .values(rows)
-                .execute(conn)?;
-            let events: Vec<history::Event<'_>> = batch
+                .map(|g| (g.lead, g.events))
+                .unzip();
+            crate::db::batch::insert::<_, Lead>(conn, leads::table, &rows)?;
+            let events: Vec<history::Event<'_>> = rows
                 .iter()
-                .flat_map(|g| {
-                    g.events.iter().map(|(kind, changes, at)| history::Event {
-                        lead_id: &g.lead.id,
+                .zip(&histories)
+                .flat_map(|(lead, history)| {
+                    history.iter().map(|(kind, changes, at)| history::Event {
+                        lead_id: &lead.id,
                         kind,
                         changes,
                         message: None,
@@ -373,9 +372,9 @@ pub fn seed(
             // Also stores the stays the events make.
             history::record_many(conn, "system", &events)?;
             let all_fields: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
-            let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = batch
+            let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = rows
                 .iter()
-                .map(|g| (g.lead.id.as_str(), all_fields.clone(), g.lead.created_at))
+                .map(|lead| (lead.id.as_str(), all_fields.clone(), lead.created_at))
                 .collect();
             outbox::record_creates(conn, &creates)?;
             done += n;

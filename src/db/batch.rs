@@ -2,9 +2,9 @@
 //!
 //! Diesel caches a prepared statement by the Rust type of the query, and a `Vec` or slice of rows
 //! does not say how many rows there are: an INSERT of a slice has its SQL text built and
-//! prepared again on every call (a 500-row INSERT of leads is 17,000 placeholders). A `&[T; N]`
-//! does say it, so [`insert`] writes full chunks of `N` rows as arrays, prepared once per
-//! connection and reused, and only the shorter rest as a slice.
+//! prepared again on every call (a 500-row INSERT of leads is 17,000 placeholders). A
+//! `&[T; ROWS]` does say it, so [`insert`] writes full chunks of [`ROWS`] rows as arrays, prepared
+//! once per connection and reused, and only the shorter rest as a slice.
 
 use diesel::dsl::Values;
 use diesel::prelude::*;
@@ -12,21 +12,24 @@ use diesel::query_builder::IncompleteInsertStatement;
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::{Insertable, Table};
 
-/// Inserts `rows` into `table`, `N` rows a statement (see the module doc). `N` times the
-/// values of a row must stay under SQLite's 32,766 bound parameters.
-pub fn insert<'a, Tab, T, const N: usize>(
+/// Rows per statement. Sized for the widest row written this way, a lead (34 values): 17,000
+/// bound parameters, under SQLite's 32,766.
+pub const ROWS: usize = 500;
+
+/// Inserts any number of `rows` into `table`, [`ROWS`] a statement (see the module doc).
+pub fn insert<'a, Tab, T>(
     conn: &mut SqliteConnection,
     table: Tab,
     rows: &'a [T],
 ) -> QueryResult<usize>
 where
     Tab: Table + Copy,
-    &'a [T; N]: Insertable<Tab>,
+    &'a [T; ROWS]: Insertable<Tab>,
     &'a [T]: Insertable<Tab>,
-    Values<IncompleteInsertStatement<Tab>, &'a [T; N]>: ExecuteDsl<SqliteConnection>,
+    Values<IncompleteInsertStatement<Tab>, &'a [T; ROWS]>: ExecuteDsl<SqliteConnection>,
     Values<IncompleteInsertStatement<Tab>, &'a [T]>: ExecuteDsl<SqliteConnection>,
 {
-    let (full, rest) = rows.as_chunks::<N>();
+    let (full, rest) = rows.as_chunks::<ROWS>();
     let mut count = 0;
     for chunk in full {
         count += diesel::insert_into(table).values(chunk).execute(conn)?;
@@ -66,15 +69,15 @@ mod tests {
             "CREATE TABLE nums (id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0), label TEXT)",
         )
         .unwrap();
-        for count in [0, 1, 6, 7, 8, 20, 23] {
+        for count in [0, 1, ROWS - 1, ROWS, ROWS + 1, 2 * ROWS, 2 * ROWS + 3] {
             diesel::delete(nums::table).execute(&mut conn).unwrap();
-            let rows: Vec<Num> = (0..count)
+            let rows: Vec<Num> = (0..count as i32)
                 .map(|n| Num {
                     n,
                     label: (n % 3 == 0).then(|| format!("row {n}")),
                 })
                 .collect();
-            let stored = insert::<_, Num, 7>(&mut conn, nums::table, &rows).unwrap();
+            let stored = insert::<_, Num>(&mut conn, nums::table, &rows).unwrap();
             assert_eq!(stored, rows.len());
             let back: Vec<Num> = nums::table
                 .order(nums::id)
@@ -83,9 +86,11 @@ mod tests {
                 .unwrap();
             assert_eq!(back, rows, "{count} rows");
         }
-        let mut bad: Vec<Num> = (0..10).map(|n| Num { n, label: None }).collect();
-        bad[8].n = -1;
-        let err = insert::<_, Num, 7>(&mut conn, nums::table, &bad).unwrap_err();
+        let mut bad: Vec<Num> = (0..ROWS as i32 + 3)
+            .map(|n| Num { n, label: None })
+            .collect();
+        bad[ROWS + 1].n = -1;
+        let err = insert::<_, Num>(&mut conn, nums::table, &bad).unwrap_err();
         assert!(err.to_string().contains("CHECK"), "{err}");
     }
 }

@@ -83,6 +83,19 @@ pub fn contradicts(a: Option<&str>, b: Option<&str>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if x != y)
 }
 
+/// Live leads. A fixed type, not a boxed query: diesel caches a statement of a fixed type by its
+/// type, but rebuilds a boxed one's SQL on every call, and the lookups run on every create.
+type Live = diesel::dsl::Filter<leads::table, diesel::dsl::IsNull<leads::deleted_at>>;
+
+fn live() -> Live {
+    leads::table.filter(leads::deleted_at.is_null())
+}
+
+/// The name part of a `name|company` key.
+fn name_of(key: &str) -> &str {
+    key.split_once('|').map_or(key, |(name, _)| name)
+}
+
 /// The existing live lead that `lead` duplicates, if any: the first of [`matches`]. `lead` itself
 /// (same id) is never its own duplicate, so this works for stored leads too.
 pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, AppError> {
@@ -110,14 +123,12 @@ pub fn matches(
             return Ok(out);
         }
         // At most `out.len()` of these are listed already (under LinkedIn), so `limit` rows always
-        // hold the `limit - out.len()` still wanted. Two spelled-out queries, not one boxed one:
-        // diesel caches a statement of a fixed type by its type, but rebuilds a boxed one's SQL
-        // on every call, and this runs on every create.
+        // hold the `limit - out.len()` still wanted. One query per column, not one boxed query
+        // (see [`Live`]).
         let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX);
         macro_rules! same_key {
             ($column:expr) => {
-                leads::table
-                    .filter(leads::deleted_at.is_null())
+                live()
                     .filter($column.eq(&key))
                     .filter(leads::id.ne(&lead.id))
                     .order(leads::rid)
@@ -181,7 +192,7 @@ fn candidates(
     key: &str,
     company: &str,
 ) -> Result<Vec<(i64, String)>, AppError> {
-    let name = key.split_once('|').map_or(key, |(n, _)| n);
+    let name = name_of(key);
     let mut out: Vec<(i64, String)> = Vec::new();
     let mut seen = HashSet::new();
     // Same company, name starting with the same letter (normalised names are ASCII).
@@ -190,8 +201,7 @@ fn candidates(
         let hi = char::from_u32(first as u32 + 1)
             .map(String::from)
             .unwrap_or_else(|| "\u{7f}".into());
-        let rows: Vec<(i64, Option<String>)> = leads::table
-            .filter(leads::deleted_at.is_null())
+        let rows: Vec<(i64, Option<String>)> = live()
             .filter(leads::company_key.eq(company))
             .filter(leads::name_company_key.ge(lo))
             .filter(leads::name_company_key.lt(hi))
@@ -207,8 +217,7 @@ fn candidates(
         }
     }
     // Same name, any company: `name|` <= key < `name}` ('}' follows '|').
-    let rows: Vec<(i64, Option<String>)> = leads::table
-        .filter(leads::deleted_at.is_null())
+    let rows: Vec<(i64, Option<String>)> = live()
         .filter(leads::name_company_key.ge(format!("{name}|")))
         .filter(leads::name_company_key.lt(format!("{name}}}")))
         .select((leads::rid, leads::name_company_key))
@@ -258,7 +267,7 @@ impl KeySet {
         company: Option<String>,
     ) {
         if let (Some(key), Some(company)) = (key, company) {
-            let name = key.split_once('|').map_or(key.as_str(), |(n, _)| n);
+            let name = name_of(&key);
             self.by_name
                 .entry(name.to_string())
                 .or_default()
@@ -296,8 +305,7 @@ impl KeySet {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Keys> = leads::table
-            .filter(leads::deleted_at.is_null())
+        let rows: Vec<Keys> = live()
             .select((
                 leads::linkedin_key,
                 leads::email_key,
@@ -328,7 +336,7 @@ impl KeySet {
         let (Some(key), Some(company)) = (&lead.name_company_key, &lead.company_key) else {
             return false;
         };
-        let name = key.split_once('|').map_or(key.as_str(), |(n, _)| n);
+        let name = name_of(key);
         let first = name.bytes().next();
         let same_company = self
             .by_company
@@ -426,8 +434,7 @@ fn fuzzy_pairs(
     conn: &mut SqliteConnection,
     exact: &HashSet<(i64, i64)>,
 ) -> Result<Vec<(i64, i64, Rule, f64)>, AppError> {
-    let rows: Vec<(i64, Option<String>, Option<String>)> = leads::table
-        .filter(leads::deleted_at.is_null())
+    let rows: Vec<(i64, Option<String>, Option<String>)> = live()
         .filter(leads::name_company_key.is_not_null())
         .select((leads::rid, leads::name_company_key, leads::linkedin_key))
         .load(conn)?;

@@ -81,23 +81,20 @@ pub fn record_many(
     actor: &str,
     events: &[Event<'_>],
 ) -> Result<(), AppError> {
-    // 6 values a row: 1,000 rows stay well under SQLite's 32,766 bound parameters.
-    for chunk in events.chunks(1000) {
-        let rows = chunk
-            .iter()
-            .map(|e| {
-                Ok(NewLeadEvent {
-                    lead_id: e.lead_id.to_string(),
-                    kind: e.kind.to_string(),
-                    actor: actor.to_string(),
-                    changes: serde_json::to_string(e.changes)?,
-                    message: e.message.map(str::to_string),
-                    at: e.at,
-                })
+    let rows = events
+        .iter()
+        .map(|e| {
+            Ok(NewLeadEvent {
+                lead_id: e.lead_id.to_string(),
+                kind: e.kind.to_string(),
+                actor: actor.to_string(),
+                changes: serde_json::to_string(e.changes)?,
+                message: e.message.map(str::to_string),
+                at: e.at,
             })
-            .collect::<Result<Vec<_>, AppError>>()?;
-        crate::db::batch::insert::<_, NewLeadEvent, 500>(conn, lead_events::table, &rows)?;
-    }
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    crate::db::batch::insert::<_, NewLeadEvent>(conn, lead_events::table, &rows)?;
     let mut first_stays = Vec::new();
     let mut moved = Vec::new();
     for e in events {

@@ -109,8 +109,7 @@ pub fn record_creates(
         .iter()
         .map(|(id, fields, at)| new_row(id, Op::Create, fields, *at))
         .collect::<Result<Vec<_>, _>>()?;
-    // 10 values a row: 500 rows stay well under SQLite's 32,766 bound parameters.
-    crate::db::batch::insert::<_, OutboxRow, 500>(conn, outbox::table, &rows)?;
+    crate::db::batch::insert::<_, OutboxRow>(conn, outbox::table, &rows)?;
     Ok(())
 }
 

@@ -191,8 +191,7 @@ pub fn refresh_many(conn: &mut SqliteConnection, ids: &[String]) -> Result<(), A
 }
 
 fn insert(conn: &mut SqliteConnection, rows: &[StayRow]) -> Result<(), AppError> {
-    // 6 values a row: 500 rows stay well under SQLite's 32,766 bound parameters.
-    crate::db::batch::insert::<_, StayRow, 500>(conn, lead_stays::table, rows)?;
+    crate::db::batch::insert::<_, StayRow>(conn, lead_stays::table, rows)?;
     Ok(())
 }
 

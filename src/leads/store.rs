@@ -158,8 +158,8 @@ fn outbox_fields(changes: &Map<String, Value>) -> Vec<String> {
 
 /// Stores a lead built by [`build`], with its `created` event and outbox row. Not
 /// [`insert_many`] of one lead: these single-row statements have fixed types, which diesel
-/// prepares once per connection, while a multi-row INSERT is prepared on every call, and this
-/// runs on every `createLead`.
+/// prepares once per connection, while a batch shorter than `db::batch::ROWS` is prepared on
+/// every call, and this runs on every `createLead`.
 pub fn insert(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
@@ -198,7 +198,7 @@ pub fn created(lead: Lead, changes: &Map<String, Value>) -> Written {
 }
 
 /// [`insert`] for many leads at once, in multi-row INSERTs: the same rows (lead, `created` event,
-/// first stay, outbox create) as inserting each, a few statements per 500 leads. None of the
+/// first stay, outbox create) as inserting each, a few statements per `db::batch::ROWS` leads. None of the
 /// leads may be stored already. `changes[i]` is [`fields::created`] of `new[i]`.
 pub fn insert_many(
     conn: &mut SqliteConnection,
@@ -207,29 +207,25 @@ pub fn insert_many(
     changes: &[Map<String, Value>],
 ) -> Result<(), AppError> {
     debug_assert_eq!(new.len(), changes.len());
-    // 34 values a row: 500 rows stay under SQLite's 32,766 bound parameters.
-    for (chunk, changes) in new.chunks(500).zip(changes.chunks(500)) {
-        crate::db::batch::insert::<_, Lead, 500>(conn, leads::table, chunk)?;
-        let events: Vec<history::Event<'_>> = chunk
-            .iter()
-            .zip(changes)
-            .map(|(lead, changes)| history::Event {
-                lead_id: &lead.id,
-                kind: kind::CREATED,
-                changes,
-                message: None,
-                at: lead.created_at,
-            })
-            .collect();
-        history::record_many(conn, &ctx.actor, &events)?;
-        let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = chunk
-            .iter()
-            .zip(changes)
-            .map(|(lead, changes)| (lead.id.as_str(), outbox_fields(changes), lead.created_at))
-            .collect();
-        outbox::record_creates(conn, &creates)?;
-    }
-    Ok(())
+    crate::db::batch::insert::<_, Lead>(conn, leads::table, new)?;
+    let events: Vec<history::Event<'_>> = new
+        .iter()
+        .zip(changes)
+        .map(|(lead, changes)| history::Event {
+            lead_id: &lead.id,
+            kind: kind::CREATED,
+            changes,
+            message: None,
+            at: lead.created_at,
+        })
+        .collect();
+    history::record_many(conn, &ctx.actor, &events)?;
+    let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = new
+        .iter()
+        .zip(changes)
+        .map(|(lead, changes)| (lead.id.as_str(), outbox_fields(changes), lead.created_at))
+        .collect();
+    outbox::record_creates(conn, &creates)
 }
 
 /// Validates and stores a new lead.
