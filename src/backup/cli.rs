@@ -78,11 +78,7 @@ pub fn check(config: &Config, repair: bool) -> anyhow::Result<()> {
     if repair {
         let db = crate::app::open_database(config)?;
         let mut conn = db.conn()?;
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut *conn,
-            "INSERT INTO leads_fts(leads_fts) VALUES('rebuild')",
-        )
-        .map_err(crate::error::AppError::from)?;
+        crate::leads::search::rebuild_index(&mut conn)?;
         let stays = crate::leads::stays::rebuild_all(&mut conn)?;
         println!("rebuilt the full-text index and {stays} stored pipeline stays");
     }

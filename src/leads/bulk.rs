@@ -19,19 +19,43 @@
 //! every stored live lead in memory: a lead that matches none of them and none of the waiting
 //! ones is new without a query. Keys are only ever added (a merge adds the kept lead's new keys),
 //! so the set stays a superset of what [`dedup::find`] could return and the outcome is unchanged.
+//!
+//! **Index upkeep is deferred when a load is at least as large as the table**
+//! ([`Placer::expect`]; for example the first import into a new database). Inserting a row into
+//! a B-tree index keyed by something random (an email, a company) touches a random page, and
+//! the full-text index is flushed and merged segment by segment; building an index in one sorted
+//! pass at the end is several times cheaper. So [`Placer::defer_index_upkeep`] drops every index
+//! on `leads` except the ones duplicate lookups use ([`dedup::LOOKUP_INDEXES`]; UNIQUE
+//! constraints stay too) and the full-text triggers ([`search::INDEX_TRIGGERS`]), keeping their
+//! definitions from `sqlite_master`; [`with_placer`] creates them again and rebuilds the
+//! full-text index after the last batch (about a tenth of the time of an import of 100,000
+//! legacy leads into an empty database; BENCHMARKS.md, session 5). It all happens in the
+//! caller's transaction (required): SQLite's DDL is transactional, so an error, a rollback or a
+//! dry run leaves the schema exactly as it was, and other connections never see the table
+//! without its indexes. A load into a larger table keeps the indexes: rebuilding them costs more
+//! than maintaining them once the table outgrows the load (100,000 leads into a table of 94,549
+//! took the same time either way).
 
 use chrono::NaiveDateTime;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use serde_json::{Map, Value};
 
 use crate::db::models::Lead;
+use crate::db::schema::leads;
 use crate::error::AppError;
 use crate::leads::history::{self, kind};
 use crate::leads::merge::{self, Outcome};
-use crate::leads::{WriteCtx, dedup, fields, store};
+use crate::leads::{WriteCtx, dedup, fields, search, store};
 
 /// New leads written together.
 pub const BATCH: usize = 500;
+
+/// From this many leads on, [`Placer::expect`] reads the stored leads' keys into memory instead
+/// of looking each lead up (one read of 100,000 leads' keys costs about as much as 4,000 lookups).
+pub const READ_KEYS_FROM: usize = 2_000;
 
 /// Places leads for [`with_placer`].
 pub struct Placer<'a> {
@@ -44,6 +68,26 @@ pub struct Placer<'a> {
     stored: Option<dedup::KeySet>,
     /// Notes on waiting leads: (lead id, text, at).
     notes: Vec<(String, String, NaiveDateTime)>,
+    /// Index upkeep left to the end ([`Placer::defer_index_upkeep`]).
+    deferred: Option<Deferred>,
+}
+
+/// What [`Placer::defer_index_upkeep`] dropped: the `CREATE` statements of those indexes and
+/// triggers, as SQLite stored them.
+#[derive(Debug)]
+struct Deferred {
+    indexes: Vec<String>,
+    triggers: Vec<String>,
+}
+
+#[derive(QueryableByName)]
+struct SchemaItem {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql: String,
 }
 
 /// Runs `f` with a [`Placer`] and writes what is still waiting when `f` succeeds. Call it inside
@@ -60,9 +104,13 @@ pub fn with_placer<T>(
         keys: dedup::KeySet::default(),
         stored: None,
         notes: Vec::new(),
+        deferred: None,
     };
     let out = f(conn, &mut placer)?;
     placer.flush(conn)?;
+    if let Some(deferred) = placer.deferred.take() {
+        deferred.restore(conn)?;
+    }
     Ok(out)
 }
 
@@ -104,10 +152,75 @@ impl Placer<'_> {
         })
     }
 
-    /// Reads the keys of every stored live lead (see the module doc). Worth it before placing
-    /// thousands of leads: one read of 100,000 leads' keys costs about as much as 4,000 lookups.
+    /// Gets ready for `coming` leads: from [`READ_KEYS_FROM`] on, reads the stored keys, and when
+    /// `coming` is also at least the number of rows in `leads`, defers index upkeep (see the
+    /// module doc).
+    pub fn expect(&mut self, conn: &mut SqliteConnection, coming: usize) -> Result<(), AppError> {
+        if coming < READ_KEYS_FROM {
+            return Ok(());
+        }
+        self.read_stored_keys(conn)?;
+        let rows: i64 = leads::table.count().get_result(conn)?;
+        if i64::try_from(coming).unwrap_or(i64::MAX) >= rows {
+            self.defer_index_upkeep(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the keys of every stored live lead (see the module doc).
     pub fn read_stored_keys(&mut self, conn: &mut SqliteConnection) -> Result<(), AppError> {
         self.stored = Some(dedup::KeySet::of_live_leads(conn)?);
+        Ok(())
+    }
+
+    /// Drops the indexes on `leads` that duplicate lookups do not use and the full-text
+    /// triggers until [`with_placer`] ends (see the module doc). Refused outside a transaction,
+    /// where an error would leave the table without them.
+    pub fn defer_index_upkeep(&mut self, conn: &mut SqliteConnection) -> Result<(), AppError> {
+        if self.deferred.is_some() {
+            return Ok(());
+        }
+        let depth =
+            AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+        if depth.is_none() {
+            return Err(AppError::internal(
+                "index upkeep can only be deferred inside a transaction",
+            ));
+        }
+        let items: Vec<SchemaItem> = diesel::sql_query(
+            "SELECT type AS kind, name, sql FROM sqlite_master \
+             WHERE tbl_name = 'leads' AND type IN ('index', 'trigger') AND sql IS NOT NULL \
+             ORDER BY type, name",
+        )
+        .load(conn)?;
+        let mut deferred = Deferred {
+            indexes: Vec::new(),
+            triggers: Vec::new(),
+        };
+        for item in items {
+            let (keep, saved) = match item.kind.as_str() {
+                "index" => (
+                    dedup::LOOKUP_INDEXES.contains(&item.name.as_str()),
+                    &mut deferred.indexes,
+                ),
+                _ => (
+                    !search::INDEX_TRIGGERS.contains(&item.name.as_str()),
+                    &mut deferred.triggers,
+                ),
+            };
+            if keep {
+                continue;
+            }
+            let name = item.name.replace('"', "\"\"");
+            conn.batch_execute(&format!("DROP {} \"{name}\"", item.kind.to_uppercase()))?;
+            saved.push(item.sql);
+        }
+        tracing::debug!(
+            indexes = deferred.indexes.len(),
+            triggers = deferred.triggers.len(),
+            "index upkeep deferred to the end of the load"
+        );
+        self.deferred = Some(deferred);
         Ok(())
     }
 
@@ -163,5 +276,89 @@ impl Placer<'_> {
         self.waiting_changes.clear();
         self.notes.clear();
         Ok(())
+    }
+}
+
+impl Deferred {
+    /// Creates the dropped indexes and triggers again, then rebuilds the full-text index if its
+    /// triggers were among them.
+    fn restore(self, conn: &mut SqliteConnection) -> Result<(), AppError> {
+        for sql in self.indexes.iter().chain(&self.triggers) {
+            conn.batch_execute(sql)?;
+        }
+        if !self.triggers.is_empty() {
+            search::rebuild_index(conn)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            actor: "test".into(),
+            sync_enabled: false,
+            statuses: crate::config::DEFAULT_STATUSES
+                .split(',')
+                .map(String::from)
+                .collect(),
+        }
+    }
+
+    fn schema(conn: &mut SqliteConnection) -> Vec<(String, String)> {
+        diesel::sql_query(
+            "SELECT type AS kind, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name",
+        )
+        .load::<SchemaItem>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.name, i.sql))
+        .collect()
+    }
+
+    /// Outside a transaction an error could leave `leads` without its indexes: refused, and
+    /// nothing is dropped. Inside one, only the indexes lookups do not use and the full-text
+    /// triggers go, and they are back once the placer is done.
+    #[test]
+    fn deferring_needs_a_transaction_and_drops_only_what_it_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        db.migrate().unwrap();
+        let mut conn = db.conn().unwrap();
+        let before = schema(&mut conn);
+        let ctx = ctx();
+        let err =
+            with_placer(&mut conn, &ctx, |c, placer| placer.defer_index_upkeep(c)).unwrap_err();
+        assert!(err.to_string().contains("inside a transaction"), "{err}");
+        assert_eq!(schema(&mut conn), before);
+
+        conn.immediate_transaction::<_, AppError, _>(|c| {
+            with_placer(c, &ctx, |c, placer| {
+                placer.defer_index_upkeep(c)?;
+                let during = schema(c);
+                let gone: Vec<&str> = before
+                    .iter()
+                    .filter(|item| !during.contains(item))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                for name in &gone {
+                    assert!(
+                        name.starts_with("leads_") && !dedup::LOOKUP_INDEXES.contains(name),
+                        "{name} was dropped"
+                    );
+                }
+                for trigger in search::INDEX_TRIGGERS {
+                    assert!(gone.contains(&trigger), "{trigger} was kept");
+                }
+                assert!(gone.contains(&"leads_created_at"), "{gone:?}");
+                Ok(())
+            })
+        })
+        .unwrap();
+        assert_eq!(schema(&mut conn), before);
     }
 }

@@ -38,6 +38,16 @@ use crate::error::AppError;
 pub const THRESHOLD: f64 = 0.85;
 /// Most candidates read from one block.
 pub const BLOCK_LIMIT: i64 = 1000;
+/// The indexes [`matches`] looks leads up by (migrations `initial` and `duplicate_blocking`). A
+/// large load keeps these and defers the upkeep of every other index on `leads` to its end
+/// (`crate::leads::bulk`), so this must name every index a lookup or a merge needs, or each one
+/// becomes a scan of the table; the test of that load checks the query plans.
+pub const LOOKUP_INDEXES: [&str; 4] = [
+    "leads_linkedin_key",
+    "leads_email_key",
+    "leads_dedup_block",
+    "leads_dedup_name",
+];
 
 /// Which rule found a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,6 +18,16 @@ use crate::error::AppError;
 pub const MAX_QUERY_CHARS: usize = 256;
 pub const MAX_TERMS: usize = 12;
 
+/// The triggers that keep `leads_fts` in step with `leads` (migration `initial`). A large load
+/// drops them and rebuilds the index once at the end (`crate::leads::bulk`).
+pub const INDEX_TRIGGERS: [&str; 3] = ["leads_fts_insert", "leads_fts_delete", "leads_fts_update"];
+
+/// Builds the full-text index again from every row of `leads`, in one pass.
+pub fn rebuild_index(conn: &mut SqliteConnection) -> Result<(), AppError> {
+    diesel::sql_query("INSERT INTO leads_fts (leads_fts) VALUES ('rebuild')").execute(conn)?;
+    Ok(())
+}
+
 /// The FTS5 query for user text, or `None` when it holds no searchable word.
 pub fn fts_query(input: &str) -> Result<Option<String>, AppError> {
     if input.chars().count() > MAX_QUERY_CHARS {

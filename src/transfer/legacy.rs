@@ -13,6 +13,8 @@
 //! - **Duplicates** (inside the file and against existing leads) are merged by the rules of
 //!   `leads::dedup` / `leads::merge`, in file order, so a record that duplicates an earlier one is
 //!   merged into it. New leads are written in batches (`leads::bulk`), with the same outcome.
+//!   A file at least as large as the table (a first import) has its index upkeep deferred to
+//!   the end of its transaction (`bulk::Placer::expect`).
 //! - **One transaction per file**: an I/O or database error half way rolls the whole file back;
 //!   the `import_log` row is then written on its own with status `failed`. Otherwise the row
 //!   (`ok`, or `partial` when records were skipped) commits together with the leads. Imported and
@@ -118,10 +120,6 @@ pub fn import(
     progress.finish_and_clear();
     Ok(reports)
 }
-
-/// From this many records on, a file's duplicate lookups start from the stored leads' keys read
-/// into memory once (`bulk::Placer::read_stored_keys`); smaller files look each record up.
-const READ_KEYS_FROM: usize = 2_000;
 
 /// `leadcache import`: imports with a progress bar and prints a summary per file and every
 /// skipped record. Fails (exit status 1) when a file failed as a whole.
@@ -237,9 +235,7 @@ pub fn import_file(
         let mut r = report.clone();
         let now = crate::time::now();
         bulk::with_placer(c, ctx, |c, placer| {
-            if records.len() >= READ_KEYS_FROM {
-                placer.read_stored_keys(c)?;
-            }
+            placer.expect(c, records.len())?;
             for (index, record) in records.iter().enumerate() {
                 progress.inc(1);
                 let origin = format!("import {name} #{index}");

@@ -2,9 +2,10 @@
 //! 0.85 boundary, the merge field rules, duplicates inside one `createLeads` call, `mergeLeads`
 //! with its outbox rows, and `duplicateCandidates` over leads that were stored without merging.
 
+use diesel::connection::InstrumentationEvent;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{self, TestApp};
 
 const CREATE: &str = "mutation($i: LeadInput!) { createLead(input: $i) { created duplicateOf matchedBy \
     lead { id fullName email phone title company linkedinUrl version } } }";
@@ -584,6 +585,10 @@ enum How {
     OneByOne,
     Batched,
     BatchedWithStoredKeys,
+    /// With the stored keys read and index upkeep deferred (`Placer::defer_index_upkeep`), as a
+    /// large import into a small table does. Also checks that no statement run meanwhile scans
+    /// `leads`, and that the indexes and the full-text index are whole again afterwards.
+    BatchedDeferred,
 }
 
 /// Places `inputs`: the first `stored` one by one, the rest `how`.
@@ -632,6 +637,34 @@ async fn place_all(app: &TestApp, inputs: Vec<Value>, stored: usize, how: How) -
                     }
                     Ok(())
                 })?,
+                How::BatchedDeferred => {
+                    let schema_before = support::schema(c);
+                    bulk::with_placer(c, &ctx, |c, placer| {
+                        placer.read_stored_keys(c)?;
+                        placer.defer_index_upkeep(c)?;
+                        assert_ne!(support::schema(c), schema_before, "nothing was deferred");
+                        let log = sql_log(c);
+                        for (i, input) in rest {
+                            outcomes.push(place(c, Some(placer), i, input)?);
+                        }
+                        c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+                        let run = std::mem::take(&mut *log.lock().unwrap());
+                        assert_no_scan_of_leads(c, &run);
+                        Ok(())
+                    })?;
+                    assert_eq!(support::schema(c), schema_before, "indexes and triggers restored");
+                    diesel::sql_query(
+                        "INSERT INTO leads_fts (leads_fts, rank) VALUES ('integrity-check', 1)",
+                    )
+                    .execute(c)?;
+                    let first = &outcomes[stored].written.lead;
+                    let found = leadcache::leads::search::search(c, &first.full_name, 50)?;
+                    assert!(
+                        found.iter().any(|l| l.id == first.id),
+                        "the rebuilt full-text index finds {}",
+                        first.full_name
+                    );
+                }
             }
             // Name every lead by the input that created it.
             let mut name = std::collections::HashMap::new();
@@ -684,6 +717,48 @@ async fn place_all(app: &TestApp, inputs: Vec<Value>, stored: usize, how: How) -
         })
         .await
         .unwrap()
+}
+
+/// Records the SQL of every statement `c` runs from now on (without its bound values).
+fn sql_log(c: &mut diesel::SqliteConnection) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use diesel::Connection;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let text = query.to_string();
+            let sql = text.split(" -- binds:").next().unwrap_or_default();
+            if !sql.trim_start().starts_with("INSERT") {
+                sink.lock().unwrap().push(sql.to_string());
+            }
+        }
+    });
+    log
+}
+
+/// Fails when the plan of one of `statements` reads every row of `leads`.
+fn assert_no_scan_of_leads(c: &mut diesel::SqliteConnection, statements: &[String]) {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+    let distinct: std::collections::BTreeSet<&String> = statements.iter().collect();
+    assert!(distinct.len() >= 3, "too few statements seen: {distinct:?}");
+    for sql in distinct {
+        let plan: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(c)
+            .unwrap();
+        for step in plan {
+            assert!(
+                step.detail != "SCAN leads" && !step.detail.starts_with("SCAN leads "),
+                "{sql}\nscans leads while its indexes are deferred: {}",
+                step.detail
+            );
+        }
+    }
 }
 
 /// Inputs full of look-alikes at every distance (inside a batch of 500 and across batches): the
@@ -740,10 +815,15 @@ fn look_alikes(n: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn batched_placement_stores_and_merges_exactly_as_one_by_one() {
-    // 300 inputs stored one by one first, then 1,300 more placed three ways.
+    // 300 inputs stored one by one first, then 1,300 more placed four ways.
     let inputs = look_alikes(1_600);
     let mut results = Vec::new();
-    for how in [How::OneByOne, How::Batched, How::BatchedWithStoredKeys] {
+    for how in [
+        How::OneByOne,
+        How::Batched,
+        How::BatchedWithStoredKeys,
+        How::BatchedDeferred,
+    ] {
         let app = TestApp::start().await;
         results.push((how, place_all(&app, inputs.clone(), 300, how).await));
     }

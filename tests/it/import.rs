@@ -164,14 +164,8 @@ async fn a_folder_of_files_and_a_failed_file_rolls_back_whole() {
     std::fs::write(folder.join("c.json"), "{not json").unwrap();
     std::fs::write(folder.join("notes.txt"), "ignored").unwrap();
     // A database error half way through a.json.
-    app.db()
-        .run(|c| {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute("CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;")?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    app.execute("CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;")
+        .await;
     let reports = run(&app, vec![folder], false).await;
     let summary: Vec<(String, &str, usize)> = reports
         .iter()
@@ -257,4 +251,116 @@ async fn the_command_line_dry_run_writes_nothing() {
     assert!(out.status.success());
     assert_eq!(count("SELECT COUNT(*) FROM leads"), 3);
     assert_eq!(count("SELECT COUNT(*) FROM import_log"), 1);
+}
+
+/// A file at least as large as the table (and over `bulk::READ_KEYS_FROM` records) is imported
+/// with index upkeep deferred: a dry run and a failure half way leave the schema exactly as it
+/// was, and a real run leaves every index, trigger and the full-text index whole.
+#[tokio::test]
+async fn a_large_import_into_a_small_table_defers_index_upkeep_and_rolls_back_whole() {
+    let app = TestApp::start().await;
+    app.create_lead(json!({"fullName": "Ada Stored", "email": "person.7@big.example"}))
+        .await;
+    let n = leadcache::leads::bulk::READ_KEYS_FROM + 100;
+    let records: Vec<Value> = (0..n)
+        .map(|i| match i {
+            // Invalid, a duplicate of an earlier record, and one the trigger below rejects.
+            10 => json!({"name": "Bad Mail", "email": "nope"}),
+            20 => json!({"name": "Person 3 Again", "email": "PERSON.3@big.example"}),
+            _ => json!({"name": format!("Person {i}"), "email": format!("person.{i}@big.example"),
+                        "title": "CTO"}),
+        })
+        .collect();
+    let file = app.dir.path().join("big.json");
+    std::fs::write(&file, Value::Array(records).to_string()).unwrap();
+    let schema_before = app.schema().await;
+    let tables_before = tables(&app).await;
+
+    let dry = run(&app, vec![file.clone()], true).await;
+    assert_eq!(
+        (dry[0].imported, dry[0].merged, dry[0].failed),
+        (n - 3, 2, 1),
+        "{:?}",
+        dry[0].errors
+    );
+    assert_eq!(
+        app.schema().await,
+        schema_before,
+        "a dry run changed the schema"
+    );
+    assert_eq!(
+        tables(&app).await,
+        tables_before,
+        "a dry run wrote something"
+    );
+
+    // A failure half way (after the indexes were dropped) rolls back the schema as well.
+    app.execute("CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Person 1500' BEGIN SELECT RAISE(ABORT, 'boom'); END;")
+        .await;
+    let with_boom = app.schema().await;
+    let failed = run(&app, vec![file.clone()], false).await;
+    assert!(
+        failed[0]
+            .fatal
+            .as_deref()
+            .is_some_and(|f| f.contains("boom")),
+        "{:?}",
+        failed[0].fatal
+    );
+    assert_eq!(
+        app.schema().await,
+        with_boom,
+        "a failed import changed the schema"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads").await,
+        1,
+        "the failed file left leads behind"
+    );
+    app.execute("DROP TRIGGER boom").await;
+
+    let done = run(&app, vec![file], false).await;
+    assert_eq!(
+        (
+            done[0].imported,
+            done[0].merged,
+            done[0].failed,
+            done[0].status
+        ),
+        (n - 3, 2, 1, "partial")
+    );
+    assert_eq!(
+        app.schema().await,
+        schema_before,
+        "indexes or triggers missing"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads").await,
+        i64::try_from(n - 2).unwrap()
+    );
+    // Fails with "database disk image is malformed" when the index misses rows of the table.
+    app.execute("INSERT INTO leads_fts (leads_fts, rank) VALUES ('integrity-check', 1)")
+        .await;
+    let q = "query($q: String!) { searchLeads(query: $q) { fullName email } }";
+    let found = app.ok(q, json!({"q": "Person 2049"})).await;
+    assert_eq!(
+        found["searchLeads"][0]["fullName"], "Person 2049",
+        "{found}"
+    );
+    let ada = app.ok(q, json!({"q": "Ada Stored"})).await;
+    assert_eq!(
+        ada["searchLeads"][0]["fullName"], "Ada Stored",
+        "the stored lead merged with record 7 is still found: {ada}"
+    );
+    let new = app
+        .ok(
+            "{ leads(filter: {status: [\"new\"]}, first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        new["leads"]["totalCount"],
+        i64::try_from(n - 2).unwrap(),
+        "the status index counts every lead"
+    );
 }

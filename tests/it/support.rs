@@ -149,4 +149,41 @@ impl TestApp {
             .await
             .expect("count")
     }
+
+    /// Runs SQL statements on the test database (to set up a failure, say).
+    pub async fn execute(&self, sql: &'static str) {
+        self.db()
+            .run(move |c| {
+                use diesel::connection::SimpleConnection;
+                Ok(c.batch_execute(sql)?)
+            })
+            .await
+            .expect("execute");
+    }
+
+    /// Every index and trigger of the test database, as SQLite stores them.
+    pub async fn schema(&self) -> Vec<(String, String)> {
+        self.db().run(|c| Ok(schema(c))).await.expect("schema")
+    }
+}
+
+/// Every index and trigger of `c`'s database, as SQLite stores them: (name, SQL).
+pub fn schema(c: &mut diesel::SqliteConnection) -> Vec<(String, String)> {
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::Text;
+    #[derive(diesel::QueryableByName)]
+    struct Item {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        sql: String,
+    }
+    diesel::sql_query(
+        "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY name",
+    )
+    .load::<Item>(c)
+    .expect("schema")
+    .into_iter()
+    .map(|i| (i.name, i.sql))
+    .collect()
 }
