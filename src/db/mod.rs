@@ -219,7 +219,7 @@ impl Db {
 
     /// Like [`Db::run`], inside an immediate (write-locking) transaction: SQLite takes the write
     /// lock at the start, so two writers queue on the busy timeout instead of one failing half way.
-    /// Runs in place on the server's runtime (see [`write_in_place`]).
+    /// Runs in place on the server's runtime (see `write_in_place`).
     pub async fn write<F, T>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,

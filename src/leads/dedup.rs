@@ -38,7 +38,7 @@ use crate::error::AppError;
 pub const THRESHOLD: f64 = 0.85;
 /// Most candidates read from one block.
 pub const BLOCK_LIMIT: i64 = 1000;
-/// The indexes [`matches`] looks leads up by (migrations `initial` and `duplicate_blocking`). A
+/// The indexes [`matches()`] looks leads up by (migrations `initial` and `duplicate_blocking`). A
 /// large load keeps these and defers the upkeep of every other index on `leads` to its end
 /// (`crate::leads::bulk`), so this must name every index a lookup or a merge needs, or each one
 /// becomes a scan of the table; the test of that load checks the query plans.
@@ -106,7 +106,7 @@ fn name_of(key: &str) -> &str {
     key.split_once('|').map_or(key, |(name, _)| name)
 }
 
-/// The existing live lead that `lead` duplicates, if any: the first of [`matches`]. `lead` itself
+/// The existing live lead that `lead` duplicates, if any: the first of [`matches()`]. `lead` itself
 /// (same id) is never its own duplicate, so this works for stored leads too.
 pub fn find(conn: &mut SqliteConnection, lead: &Lead) -> Result<Option<Match>, AppError> {
     Ok(matches(conn, lead, 1)?.into_iter().next())
@@ -246,7 +246,7 @@ fn candidates(
 /// The duplicate keys of a set of leads, to answer "could [`find`] return one of these leads?"
 /// without a query. `leads::bulk` keeps one for the leads it has placed but not written yet, and
 /// one for the stored leads when it places many. [`KeySet::might_match`] never says no wrongly:
-/// it applies the same rules over the same blocks as [`matches`], without the blocks' row cap, so
+/// it applies the same rules over the same blocks as [`matches()`], without the blocks' row cap, so
 /// a `false` proves [`find`] would find none of these leads. A `true` only makes the caller ask
 /// [`find`], so an occasional false alarm costs a query, never a result.
 ///
@@ -335,7 +335,7 @@ impl KeySet {
         Ok(set)
     }
 
-    /// Whether `lead` would match one of these leads by any rule of [`matches`].
+    /// Whether `lead` would match one of these leads by any rule of [`matches()`].
     pub fn might_match(&self, lead: &Lead) -> bool {
         if lead
             .linkedin_key

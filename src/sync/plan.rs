@@ -4,7 +4,7 @@
 //! ([`AirtableApi::preview`](crate::airtable::AirtableApi::preview)), so the dry run shows what
 //! the push sends, byte for byte in the JSON sense, not a description of it.
 //!
-//! The order: the outbox is read oldest first in rounds of [`ROUND`] rows; in each round the
+//! The order: the outbox is read oldest first in rounds of `ROUND` rows; in each round the
 //! creates go first, then the updates, then the deletes, [`MAX_BATCH`] records a request, in
 //! outbox order. A lead created and deleted before it ever reached Airtable needs no request.
 //!
