@@ -72,10 +72,11 @@ pub struct Placer<'a> {
     deferred: Option<Deferred>,
 }
 
-/// What [`Placer::defer_index_upkeep`] dropped: the `CREATE` statements of those indexes and
-/// triggers, as SQLite stored them.
+/// What [`defer_index_upkeep`] dropped: the `CREATE` statements of those indexes and triggers,
+/// as SQLite stored them. [`Deferred::restore`] puts them back.
 #[derive(Debug)]
-struct Deferred {
+#[must_use = "restore it before the transaction commits"]
+pub struct Deferred {
     indexes: Vec<String>,
     triggers: Vec<String>,
 }
@@ -173,54 +174,11 @@ impl Placer<'_> {
         Ok(())
     }
 
-    /// Drops the indexes on `leads` that duplicate lookups do not use and the full-text
-    /// triggers until [`with_placer`] ends (see the module doc). Refused outside a transaction,
-    /// where an error would leave the table without them.
+    /// [`defer_index_upkeep`] until [`with_placer`] ends (see the module doc).
     pub fn defer_index_upkeep(&mut self, conn: &mut SqliteConnection) -> Result<(), AppError> {
-        if self.deferred.is_some() {
-            return Ok(());
+        if self.deferred.is_none() {
+            self.deferred = Some(defer_index_upkeep(conn)?);
         }
-        let depth =
-            AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
-        if depth.is_none() {
-            return Err(AppError::internal(
-                "index upkeep can only be deferred inside a transaction",
-            ));
-        }
-        let items: Vec<SchemaItem> = diesel::sql_query(
-            "SELECT type AS kind, name, sql FROM sqlite_master \
-             WHERE tbl_name = 'leads' AND type IN ('index', 'trigger') AND sql IS NOT NULL \
-             ORDER BY type, name",
-        )
-        .load(conn)?;
-        let mut deferred = Deferred {
-            indexes: Vec::new(),
-            triggers: Vec::new(),
-        };
-        for item in items {
-            let (keep, saved) = match item.kind.as_str() {
-                "index" => (
-                    dedup::LOOKUP_INDEXES.contains(&item.name.as_str()),
-                    &mut deferred.indexes,
-                ),
-                _ => (
-                    !search::INDEX_TRIGGERS.contains(&item.name.as_str()),
-                    &mut deferred.triggers,
-                ),
-            };
-            if keep {
-                continue;
-            }
-            let name = item.name.replace('"', "\"\"");
-            conn.batch_execute(&format!("DROP {} \"{name}\"", item.kind.to_uppercase()))?;
-            saved.push(item.sql);
-        }
-        tracing::debug!(
-            indexes = deferred.indexes.len(),
-            triggers = deferred.triggers.len(),
-            "index upkeep deferred to the end of the load"
-        );
-        self.deferred = Some(deferred);
         Ok(())
     }
 
@@ -279,10 +237,57 @@ impl Placer<'_> {
     }
 }
 
+/// Drops the indexes on `leads` that duplicate lookups do not use and the full-text triggers,
+/// for a large load (see the module doc); the caller writes its rows, then calls
+/// [`Deferred::restore`] before it commits. Refused outside a transaction, where an error would
+/// leave the table without them.
+pub fn defer_index_upkeep(conn: &mut SqliteConnection) -> Result<Deferred, AppError> {
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+    if depth.is_none() {
+        return Err(AppError::internal(
+            "index upkeep can only be deferred inside a transaction",
+        ));
+    }
+    let items: Vec<SchemaItem> = diesel::sql_query(
+        "SELECT type AS kind, name, sql FROM sqlite_master \
+         WHERE tbl_name = 'leads' AND type IN ('index', 'trigger') AND sql IS NOT NULL \
+         ORDER BY type, name",
+    )
+    .load(conn)?;
+    let mut deferred = Deferred {
+        indexes: Vec::new(),
+        triggers: Vec::new(),
+    };
+    for item in items {
+        let (keep, saved) = match item.kind.as_str() {
+            "index" => (
+                dedup::LOOKUP_INDEXES.contains(&item.name.as_str()),
+                &mut deferred.indexes,
+            ),
+            _ => (
+                !search::INDEX_TRIGGERS.contains(&item.name.as_str()),
+                &mut deferred.triggers,
+            ),
+        };
+        if keep {
+            continue;
+        }
+        let name = item.name.replace('"', "\"\"");
+        conn.batch_execute(&format!("DROP {} \"{name}\"", item.kind.to_uppercase()))?;
+        saved.push(item.sql);
+    }
+    tracing::debug!(
+        indexes = deferred.indexes.len(),
+        triggers = deferred.triggers.len(),
+        "index upkeep deferred to the end of the load"
+    );
+    Ok(deferred)
+}
+
 impl Deferred {
     /// Creates the dropped indexes and triggers again, then rebuilds the full-text index if its
     /// triggers were among them.
-    fn restore(self, conn: &mut SqliteConnection) -> Result<(), AppError> {
+    pub fn restore(self, conn: &mut SqliteConnection) -> Result<(), AppError> {
         for sql in self.indexes.iter().chain(&self.triggers) {
             conn.batch_execute(sql)?;
         }

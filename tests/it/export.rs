@@ -146,12 +146,18 @@ async fn a_json_dump_over_http_imports_back_exactly_and_a_second_import_adds_not
     let config = Config::for_database(target.path().join("leads.db"));
     let db = leadcache::app::open_database(&config).unwrap();
     let mut conn = db.conn().unwrap();
+    // Into an empty table, index upkeep is deferred to the end: the schema comes back whole.
+    let schema = crate::support::schema(&mut conn);
     let stats = leadcache::transfer::dump::import(&mut conn, &file).unwrap();
     assert_eq!(
         (stats.imported, stats.skipped, stats.failed, stats.campaigns),
         (5, 0, 0, 2),
         "{stats:?}"
     );
+    assert_eq!(crate::support::schema(&mut conn), schema);
+    diesel::sql_query("INSERT INTO leads_fts (leads_fts, rank) VALUES ('integrity-check', 1)")
+        .execute(&mut conn)
+        .expect("the full-text index matches the table");
     let after = snapshot(&mut conn);
     assert_eq!(after.0, before.0, "every column of every lead");
     assert_eq!(after.1, before.1, "events");
@@ -205,11 +211,17 @@ async fn a_broken_or_foreign_file_is_refused_and_stores_nothing() {
     .unwrap();
     let db = leadcache::app::open_database(&config).unwrap();
     let mut conn = db.conn().unwrap();
+    let schema = crate::support::schema(&mut conn);
     assert!(leadcache::transfer::dump::import(&mut conn, &truncated).is_err());
     let n: i64 = leads::table.count().get_result(&mut conn).unwrap();
     assert_eq!(
         n, 0,
         "a failed import stores no lead, not even those before the error"
+    );
+    assert_eq!(
+        crate::support::schema(&mut conn),
+        schema,
+        "the indexes dropped for the import came back with the rollback"
     );
     let newer = dir.path().join("newer.json");
     std::fs::write(
