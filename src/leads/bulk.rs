@@ -161,8 +161,7 @@ impl Placer<'_> {
             return Ok(());
         }
         self.read_stored_keys(conn)?;
-        let rows: i64 = leads::table.count().get_result(conn)?;
-        if i64::try_from(coming).unwrap_or(i64::MAX) >= rows {
+        if deferring_pays(conn, coming)? {
             self.defer_index_upkeep(conn)?;
         }
         Ok(())
@@ -235,6 +234,17 @@ impl Placer<'_> {
         self.notes.clear();
         Ok(())
     }
+}
+
+/// Whether loading `coming` new leads is better done with index upkeep deferred: from
+/// [`READ_KEYS_FROM`] leads on, when they are at least as many as the rows in `leads` (see the
+/// module doc for the measurement behind it).
+pub fn deferring_pays(conn: &mut SqliteConnection, coming: usize) -> Result<bool, AppError> {
+    if coming < READ_KEYS_FROM {
+        return Ok(false);
+    }
+    let rows: i64 = leads::table.count().get_result(conn)?;
+    Ok(i64::try_from(coming).unwrap_or(i64::MAX) >= rows)
 }
 
 /// Drops the indexes on `leads` that duplicate lookups do not use and the full-text triggers,
