@@ -139,17 +139,25 @@ const DEMO_KEY: &str = "patLeadcacheDemo.local";
 
 /// `leadcache serve`.
 pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
-    // The demo keeps its own database, made fresh at every start to match the fresh simulator.
+    // The demo never opens, deletes or writes any database but its own: a fresh folder in the
+    // system's temp dir with its database and backups, removed at exit, whatever
+    // LEAD_DATABASE_PATH or LEADCACHE_BACKUP_DIR say (a Docker image sets the first, and a demo
+    // once replaced the configured database with its sample leads). Two demos never share one.
     let mut _sim = None;
+    let mut _demo_folder = None;
     if demo {
-        if config.database_path == std::path::Path::new("data/leads.db") {
-            config.database_path = "data/demo.db".into();
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = config.database_path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        let folder = tempfile::Builder::new()
+            .prefix("leadcache-demo-")
+            .tempdir()
+            .context("cannot create the demo's folder in the temp dir")?;
+        config.database_path = folder.path().join("demo.db");
+        config.backup_dir = folder.path().join("backups");
+        tracing::info!(
+            database = %config.database_path.display(),
+            "demo: using a database of its own in {} (deleted at exit; the configured database is not opened)",
+            folder.path().display()
+        );
+        _demo_folder = Some(folder);
         let sim = crate::airtable::sim::start(crate::airtable::sim::SimConfig {
             records: 250,
             api_key: Some(DEMO_KEY.into()),

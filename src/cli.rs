@@ -58,6 +58,7 @@ setting_flags! {
     rust_log => "RUST_LOG",
     log_format => "LOG_FORMAT",
     slow_query_ms => "SLOW_QUERY_MS",
+    sync_delete_grace => "SYNC_DELETE_GRACE",
 }
 
 #[derive(Debug, Parser)]
@@ -79,7 +80,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve GraphQL, the admin page, metrics and health checks.
     Serve {
-        /// Demo: a demo database (data/demo.db) with sample leads, syncing with a built-in Airtable simulator.
+        /// Demo: sample leads in a built-in Airtable simulator, synced into a database of its own in a
+        /// temp folder (never the configured one), removed at exit.
         #[arg(long)]
         demo: bool,
     },
@@ -155,6 +157,10 @@ pub enum Command {
         /// Show what would be imported, merged and rejected; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// What to do with a record that duplicates a live lead: merge (fill its empty fields),
+        /// create (a lead of its own anyway) or fail (skip the record, naming the lead).
+        #[arg(long, value_name = "merge|create|fail", default_value = "merge")]
+        on_duplicate: String,
     },
     /// Sync with Airtable now: pull (changes), full (everything), push, sweep (deletions), status.
     Sync {
@@ -232,6 +238,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "reset deletes every lead and all history; run `leadcache reset --yes` to confirm"
                 );
             }
+            // Taken before the database is opened: a running server would go on serving (and
+            // syncing) what it has cached in memory while its database is emptied under it.
+            let _lock = crate::backup::lock::acquire(&config.database_path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; stop the server before resetting its database; nothing was deleted"
+                )
+            })?;
             let db = crate::app::open_database(&config)?;
             let (taken, _) = crate::backup::take(
                 &db,
@@ -290,7 +303,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(crate::airtable::sim::run_cli(args))
         }
-        Command::Import { paths, dry_run } => import(&config, &paths, dry_run),
+        Command::Import {
+            paths,
+            dry_run,
+            on_duplicate,
+        } => {
+            let on_duplicate = crate::leads::merge::OnDuplicate::parse(&on_duplicate)
+                .with_context(|| {
+                    format!("--on-duplicate must be merge, create or fail, not {on_duplicate:?}")
+                })?;
+            let options = crate::transfer::legacy::Options {
+                dry_run,
+                on_duplicate,
+            };
+            import(&config, &paths, options)
+        }
     }
 }
 
@@ -416,10 +443,14 @@ async fn sync(config: Config, what: SyncWhat) -> anyhow::Result<()> {
 
 /// `leadcache import`: leadcache dumps (recognised by their `format` key) are restored as they
 /// are; anything else is read as legacy JSON lead files, with duplicate merging.
-fn import(config: &Config, paths: &[std::path::PathBuf], dry_run: bool) -> anyhow::Result<()> {
+fn import(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+    options: crate::transfer::legacy::Options,
+) -> anyhow::Result<()> {
     let (dumps, legacy): (Vec<_>, Vec<_>) = paths.iter().cloned().partition(|p| is_dump(p));
     for dump in &dumps {
-        if dry_run {
+        if options.dry_run {
             anyhow::bail!(
                 "--dry-run is for legacy lead files; {} is a leadcache dump",
                 dump.display()
@@ -428,7 +459,7 @@ fn import(config: &Config, paths: &[std::path::PathBuf], dry_run: bool) -> anyho
         crate::transfer::cli::import(config, dump)?;
     }
     if !legacy.is_empty() {
-        crate::transfer::legacy::run_cli(config, &legacy, dry_run)?;
+        crate::transfer::legacy::run_cli(config, &legacy, options)?;
     }
     Ok(())
 }

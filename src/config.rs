@@ -126,6 +126,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// GraphQL operations at least this slow are logged with a warning (`SLOW_QUERY_MS`).
     pub slow_query: Duration,
+    /// How long a local delete waits in the outbox before it is pushed (`SYNC_DELETE_GRACE`); a
+    /// restore inside it cancels the delete and nothing reaches Airtable.
+    pub sync_delete_grace: Duration,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -157,6 +160,7 @@ pub const VARIABLES: &[&str] = &[
     "RUST_LOG",
     "LOG_FORMAT",
     "SLOW_QUERY_MS",
+    "SYNC_DELETE_GRACE",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -227,6 +231,32 @@ where
         Some(v) => v
             .parse()
             .map_err(|e: T::Err| invalid(var, v, e.to_string())),
+    }
+}
+
+/// A duration: a whole number with a unit (`s`, `m`, `h`, `d`; `90s`, `10m`), or bare seconds.
+fn duration(src: &Source, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(v) = src.get(var) else {
+        return Ok(default);
+    };
+    let t = v.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let seconds = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds > 0 && !number.is_empty() => {
+            Ok(Duration::from_secs(n.saturating_mul(seconds)))
+        }
+        _ => Err(invalid(
+            var,
+            v,
+            "expected a whole number of seconds, or one with a unit: 30s, 10m, 2h, 1d",
+        )),
     }
 }
 
@@ -342,6 +372,7 @@ impl Config {
             log_filter: src.get("RUST_LOG").unwrap_or("info").to_string(),
             log_format,
             slow_query: Duration::from_millis(parse_or(src, "SLOW_QUERY_MS", 500u64)?),
+            sync_delete_grace: duration(src, "SYNC_DELETE_GRACE", Duration::from_secs(600))?,
         })
     }
 
@@ -504,6 +535,9 @@ mod tests {
             ("CLEANUP_SCHEDULE", "0 30 4 * *"),
             ("CLEANUP_SCHEDULE", "every sunday"),
             ("LOG_FORMAT", "xml"),
+            ("SYNC_DELETE_GRACE", "soon"),
+            ("SYNC_DELETE_GRACE", "10 parsecs"),
+            ("SYNC_DELETE_GRACE", "-5m"),
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
             ("SLOW_QUERY_MS", "-5"),

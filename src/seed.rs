@@ -351,57 +351,50 @@ pub fn seed(
         .unwrap_or_else(crate::time::now);
     let offset: usize = leads::table.count().get_result::<i64>(conn)? as usize;
     conn.immediate_transaction(|conn| {
-        let deferred = bulk::deferring_pays(conn, count)?
-            .then(|| bulk::defer_index_upkeep(conn))
-            .transpose()?;
-        let mut done = 0;
-        while done < count {
-            let n = (count - done).min(crate::db::batch::ROWS);
-            let (rows, histories): (Vec<Lead>, Vec<_>) = (0..n)
-                .map(|k| generate(&mut rng, offset + done + k, day, sync_enabled))
-                .map(|g| (g.lead, g.events))
-                .unzip();
-            crate::db::batch::insert::<_, Lead>(conn, leads::table, &rows)?;
-            let events: Vec<history::Event<'_>> = rows
-                .iter()
-                .zip(&histories)
-                .flat_map(|(lead, history)| {
-                    history.iter().map(|(kind, changes, at)| history::Event {
-                        lead_id: &lead.id,
-                        kind,
-                        changes,
-                        message: None,
-                        at: *at,
-                    })
-                })
-                .collect();
-            // Also stores the stays the events make.
-            history::record_many(conn, "system", &events)?;
+        let defer = bulk::deferring_pays(conn, count)?;
+        bulk::with_deferred_upkeep(conn, defer, |conn| {
             let all_fields: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
-            let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = rows
-                .iter()
-                .map(|lead| (lead.id.as_str(), all_fields.clone(), lead.created_at))
-                .collect();
-            outbox::record_creates(conn, &creates)?;
-            done += n;
-        }
-        if let Some(deferred) = deferred {
-            deferred.restore(conn)?;
-        }
-        Ok(done)
+            let mut done = 0;
+            while done < count {
+                let n = (count - done).min(crate::db::batch::ROWS);
+                let (rows, histories): (Vec<Lead>, Vec<_>) = (0..n)
+                    .map(|k| generate(&mut rng, offset + done + k, day, sync_enabled))
+                    .map(|g| (g.lead, g.events))
+                    .unzip();
+                crate::db::batch::insert::<_, Lead>(conn, leads::table, &rows)?;
+                let events: Vec<history::Event<'_>> = rows
+                    .iter()
+                    .zip(&histories)
+                    .flat_map(|(lead, history)| {
+                        history.iter().map(|(kind, changes, at)| history::Event {
+                            lead_id: &lead.id,
+                            kind,
+                            changes,
+                            message: None,
+                            at: *at,
+                        })
+                    })
+                    .collect();
+                // Also stores the stays the events make.
+                history::record_many(conn, "system", &events)?;
+                let creates: Vec<(&str, Vec<String>, NaiveDateTime)> = rows
+                    .iter()
+                    .map(|lead| (lead.id.as_str(), all_fields.clone(), lead.created_at))
+                    .collect();
+                outbox::record_creates(conn, &creates)?;
+                done += n;
+            }
+            Ok(done)
+        })
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::sql_types::{BigInt, Text};
-
-    #[derive(QueryableByName)]
-    struct One {
-        #[diesel(sql_type = Text)]
-        text: String,
-    }
+    use crate::db::testing;
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
 
     #[derive(QueryableByName)]
     struct Count {
@@ -409,35 +402,36 @@ mod tests {
         n: i64,
     }
 
-    fn schema(conn: &mut SqliteConnection) -> String {
-        diesel::sql_query(
-            "SELECT group_concat(name || ': ' || sql, char(10)) AS text FROM \
-             (SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name)",
-        )
-        .get_result::<One>(conn)
-        .unwrap()
-        .text
-    }
-
     fn count(conn: &mut SqliteConnection, sql: &str) -> i64 {
         diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
     }
 
     /// Seeding thousands of leads into a small table defers index upkeep (`leads::bulk`): the
-    /// schema comes back whole and the full-text index holds every lead, also on a second seed
-    /// into the now equally large table.
+    /// leads go in while `leads_created_at` is gone, the schema comes back whole and the
+    /// full-text index holds every lead, also on a second seed into the now equally large table.
     #[test]
     fn a_large_seed_leaves_every_index_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("t.db")).unwrap();
-        db.migrate().unwrap();
+        let (_dir, db) = testing::migrated();
         let mut conn = db.conn().unwrap();
-        let before = schema(&mut conn);
+        // Counts the leads inserted while an index upkeep is deferred.
+        conn.batch_execute(
+            "CREATE TABLE deferred_inserts (rid INTEGER); \
+             CREATE TRIGGER probe AFTER INSERT ON leads \
+             WHEN NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'leads_created_at') \
+             BEGIN INSERT INTO deferred_inserts VALUES (new.rid); END;",
+        )
+        .unwrap();
+        let before = testing::schema(&mut conn);
         let n = bulk::READ_KEYS_FROM + 100;
         for round in 1..=2 {
             assert!(bulk::deferring_pays(&mut conn, n).unwrap(), "round {round}");
             assert_eq!(seed(&mut conn, n, round, false).unwrap(), n);
-            assert_eq!(schema(&mut conn), before, "round {round}");
+            assert_eq!(
+                count(&mut conn, "SELECT COUNT(*) AS n FROM deferred_inserts"),
+                i64::try_from(round as usize * n).unwrap(),
+                "round {round}: every lead went in with the upkeep deferred"
+            );
+            assert_eq!(testing::schema(&mut conn), before, "round {round}");
             diesel::sql_query(
                 "INSERT INTO leads_fts (leads_fts, rank) VALUES ('integrity-check', 1)",
             )

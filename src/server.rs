@@ -278,8 +278,12 @@ async fn readyz(State(app): State<App>) -> Response {
         (true, Some(true)) => "reachable",
         (true, Some(false)) => "unreachable",
     };
-    let (status, database) = match db {
-        Ok(_) => (StatusCode::OK, "ok".to_string()),
+    let (status, database) = match db.map(|_| app.state.db.check_file()) {
+        Ok(Ok(())) => (StatusCode::OK, "ok".to_string()),
+        Ok(Err(replaced)) => {
+            tracing::error!("readiness check: {replaced}");
+            (StatusCode::SERVICE_UNAVAILABLE, replaced)
+        }
         Err(e) => {
             tracing::error!(error = %e, "readiness check: database does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())

@@ -114,6 +114,7 @@ impl AppState {
             actor: actor.to_string(),
             sync_enabled: self.sync_enabled(),
             statuses: self.config.lead_statuses.clone(),
+            delete_grace: self.config.sync_delete_grace,
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct Db {
     /// one writer at a time anyway, and queueing here (FIFO-ish, no sleeping) is much cheaper than
     /// SQLite's busy handler, which makes waiting writers sleep and retry.
     writer: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The file this handle opened, as (device, inode): [`Db::check_file`] tells when the path
+    /// no longer names it (deleted or replaced under a running server).
+    file: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Db {
@@ -134,7 +137,31 @@ impl Db {
             pool,
             path: path.to_owned(),
             writer: Default::default(),
+            file: file_identity(path),
         })
+    }
+
+    /// Whether the file at [`Db::path`] is still the one this handle opened. A server whose file
+    /// was deleted or replaced (another process removed it, a `restore --force` swapped it) keeps
+    /// writing to the old inode, and everything it writes is lost when it exits: `/readyz` fails
+    /// with this message so that an orchestrator restarts it before more is lost.
+    pub fn check_file(&self) -> Result<(), String> {
+        let Some(opened) = self.file else {
+            return Ok(());
+        };
+        match file_identity(&self.path) {
+            Some(now) if now == opened => Ok(()),
+            Some(_) => Err(format!(
+                "the database file {} was replaced by another file while this server had it open; \
+                 what the server writes goes to the old file: restart it",
+                self.path.display()
+            )),
+            None => Err(format!(
+                "the database file {} was deleted while this server had it open; what the server \
+                 writes goes to the deleted file and is lost at exit: restart it",
+                self.path.display()
+            )),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -280,6 +307,12 @@ where
     }
 }
 
+/// (device, inode) of the file at `path`, if there is one.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Creates the folder and an empty file with mode 0600 before SQLite opens it, so the database
 /// (and the -wal/-shm files SQLite derives from it) are never readable by others.
 fn ensure_file(path: &Path) -> Result<(), OpenError> {
@@ -310,6 +343,38 @@ fn ensure_file(path: &Path) -> Result<(), OpenError> {
             })?;
     }
     Ok(())
+}
+
+/// Helpers for the library's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    /// A migrated database in a temporary folder, which lives as long as the folder.
+    pub fn migrated() -> (tempfile::TempDir, super::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("t.db")).unwrap();
+        db.migrate().unwrap();
+        (dir, db)
+    }
+
+    /// Every table, index and trigger of the database as SQLite stores it: (name, SQL).
+    pub fn schema(conn: &mut SqliteConnection) -> Vec<(String, String)> {
+        #[derive(QueryableByName)]
+        struct Item {
+            #[diesel(sql_type = Text)]
+            name: String,
+            #[diesel(sql_type = Text)]
+            sql: String,
+        }
+        diesel::sql_query("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .load::<Item>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.sql))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ impl AdminQuery {
     /// Runs one read-only SQL statement (SELECT, WITH, EXPLAIN) on a read-only connection (admin).
     /// At most 1000 rows are returned; a statement running longer than 5 s is interrupted with
     /// LIMIT. Writes, ATTACH and PRAGMA changes are refused with VALIDATION.
+    #[graphql(complexity = "crate::graphql::limits::COST_REPORT + child_complexity")]
     async fn sql(&self, ctx: &Context<'_>, query: String) -> async_graphql::Result<SqlResult> {
         caller(ctx)?.require(Role::Admin).gql()?;
         let path = state(ctx).db.path().to_owned();

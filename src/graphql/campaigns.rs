@@ -58,6 +58,7 @@ pub struct CampaignCounts {
 #[ComplexObject]
 impl Campaign {
     /// Its live leads, in the order they were added.
+    #[graphql(complexity = "crate::graphql::limits::list(first, 50, child_complexity)")]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -126,6 +127,7 @@ pub struct CampaignsQuery;
 #[Object]
 impl CampaignsQuery {
     /// All campaigns, newest first.
+    #[graphql(complexity = "crate::graphql::limits::list(None, 100, child_complexity)")]
     async fn campaigns(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Campaign>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let rows = state(ctx).db.run(campaigns::list).await.gql()?;

@@ -33,6 +33,30 @@ impl From<Rule> for DuplicateRule {
     }
 }
 
+/// What `createLead`, `createLeads` (and `import --on-duplicate`) do with an input that
+/// duplicates a live lead.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum OnDuplicate {
+    /// Merge it into the existing lead: empty fields are filled, differing values are kept in a
+    /// `merged` event. A merge that would change nothing writes nothing.
+    #[default]
+    Merge,
+    /// Create it as a lead of its own, without looking for duplicates.
+    Create,
+    /// Refuse it with CONFLICT naming the existing lead and the rule; nothing is stored.
+    Fail,
+}
+
+impl From<OnDuplicate> for crate::leads::merge::OnDuplicate {
+    fn from(o: OnDuplicate) -> Self {
+        match o {
+            OnDuplicate::Merge => Self::Merge,
+            OnDuplicate::Create => Self::Create,
+            OnDuplicate::Fail => Self::Fail,
+        }
+    }
+}
+
 /// Two leads that look like the same person.
 #[derive(SimpleObject)]
 pub struct DuplicatePair {
@@ -74,6 +98,9 @@ pub struct DuplicatesQuery;
 impl DuplicatesQuery {
     /// Pairs of live leads that look alike: LinkedIn matches first, then email, then name and
     /// company by score. Nothing is merged; use `mergeLeads`.
+    #[graphql(
+        complexity = "crate::graphql::limits::list(first, 50, child_complexity) + crate::graphql::limits::COST_SCAN"
+    )]
     async fn duplicate_candidates(
         &self,
         ctx: &Context<'_>,

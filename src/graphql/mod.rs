@@ -6,6 +6,7 @@ pub mod backup;
 pub mod campaigns;
 pub mod duplicates;
 pub mod inputs;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
@@ -49,10 +50,7 @@ pub struct SubscriptionRoot(subscription::LeadsSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Deepest query accepted (a lead's events' ... nesting is about 5 deep in practice).
-pub const MAX_DEPTH: usize = 12;
-/// Largest query complexity accepted (each field counts 1; lists count per field, not per item).
-pub const MAX_COMPLEXITY: usize = 2_000;
+pub use limits::MAX_DEPTH;
 /// Longest query text accepted, in bytes. Checked before parsing, so a flood of aliases or
 /// fields is refused without work; large inputs belong in variables, which this does not count.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
@@ -65,8 +63,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    // Depth and cost are checked by `limits::Limits` (per role, introspection aside).
     .limit_recursive_depth(32)
     .limit_directives(50)
 }
@@ -88,6 +85,7 @@ pub fn schema(state: AppState) -> AppSchema {
             tokio::spawn,
         ))
         .data(DataLoader::new(loaders::OutboxLoader(db), tokio::spawn))
+        .extension(limits::Limits)
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
         .finish()

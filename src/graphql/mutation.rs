@@ -6,7 +6,7 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::auth::Role;
 use crate::error::{AppError, AppResult, GqlResultExt};
-use crate::graphql::duplicates::DuplicateRule;
+use crate::graphql::duplicates::{DuplicateRule, OnDuplicate};
 use crate::graphql::inputs::{EnrichmentInput, LeadInput, LeadPatch};
 use crate::graphql::types::*;
 use crate::graphql::{caller, state};
@@ -44,13 +44,15 @@ fn split(duplicate_of: Option<(String, Rule)>) -> (Option<ID>, Option<DuplicateR
 #[Object]
 impl LeadsMutation {
     /// Creates a lead (queued for Airtable). A duplicate of a live lead (same LinkedIn profile,
-    /// same email, or name and company at least 85 % alike) is merged into it instead: its empty
-    /// fields are filled, differing values are kept in a `merged` event, and the payload says
-    /// `created: false`, `duplicateOf` and `matchedBy`.
+    /// same email, or name and company at least 85 % alike with no conflicting email or LinkedIn
+    /// profile) is merged into it instead: its empty fields are filled, differing values are
+    /// kept in a `merged` event, and the payload says `created: false`, `duplicateOf` and
+    /// `matchedBy`. `onDuplicate: CREATE` creates it anyway; `FAIL` refuses it with CONFLICT.
     async fn create_lead(
         &self,
         ctx: &Context<'_>,
         input: LeadInput,
+        #[graphql(default)] on_duplicate: OnDuplicate,
     ) -> async_graphql::Result<CreateLeadPayload> {
         let caller = caller(ctx)?;
         caller.require(Role::Write).gql()?;
@@ -60,7 +62,14 @@ impl LeadsMutation {
         let outcome = state
             .db
             .write(move |c| {
-                merge::create_or_merge(c, &wctx, &changes, crate::time::now(), "createLead")
+                merge::create_or_merge(
+                    c,
+                    &wctx,
+                    &changes,
+                    crate::time::now(),
+                    "createLead",
+                    on_duplicate.into(),
+                )
             })
             .await
             .gql()?;
@@ -79,12 +88,16 @@ impl LeadsMutation {
 
     /// Creates many leads in one transaction. Invalid inputs are reported per item and store
     /// nothing; with `allOrNothing: true` one invalid input rejects the whole call. Duplicates
-    /// are merged as in `createLead`, also duplicates of an earlier input of the same call.
+    /// are merged as in `createLead`, also duplicates of an earlier input of the same call;
+    /// `onDuplicate` applies to every input (with `FAIL` a duplicate input is reported as failed,
+    /// code CONFLICT, and the others are stored).
+    #[graphql(complexity = "inputs.len().saturating_add(child_complexity)")]
     async fn create_leads(
         &self,
         ctx: &Context<'_>,
         inputs: Vec<LeadInput>,
         #[graphql(default_with = "Some(false)")] all_or_nothing: Option<bool>,
+        #[graphql(default)] on_duplicate: OnDuplicate,
     ) -> async_graphql::Result<BulkCreatePayload> {
         if inputs.len() > MAX_BATCH {
             return Err(AppError::Limit(format!(
@@ -118,12 +131,18 @@ impl LeadsMutation {
                 // In input order: an input that duplicates an earlier one of this call is
                 // merged into it (`leads::bulk` writes new leads in batches, same outcome).
                 bulk::with_placer(c, &wctx, |c, placer| {
+                    placer.on_duplicate(on_duplicate.into());
                     let mut out = Vec::with_capacity(built.len());
                     for (i, (b, ch)) in built.into_iter().zip(&changes).enumerate() {
                         out.push(match b {
                             Ok(lead) => {
                                 let origin = format!("createLeads input {i}");
-                                Ok(placer.place(c, lead, |f| ch.contains_key(f), &origin)?)
+                                // A refused duplicate (FAIL) is this input's result; any other
+                                // error ends the call and rolls it back.
+                                match placer.place(c, lead, |f| ch.contains_key(f), &origin) {
+                                    Err(e @ AppError::Conflict(_)) => Err(e),
+                                    other => Ok(other?),
+                                }
                             }
                             Err(e) => Err(e),
                         });

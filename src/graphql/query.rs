@@ -18,6 +18,7 @@ pub struct LeadsQuery;
 #[Object]
 impl LeadsQuery {
     /// One lead by local id or Airtable record id (`rec...`); deleted leads included.
+    #[graphql(complexity = "crate::graphql::limits::COST_READ_THROUGH + child_complexity")]
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Lead>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);
@@ -43,6 +44,7 @@ impl LeadsQuery {
 
     /// Leads matching a filter and an optional full-text search, in pages (Relay connection).
     /// Default order: most recently updated first.
+    #[graphql(complexity = "crate::graphql::limits::list(first, 50, child_complexity)")]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -107,6 +109,7 @@ impl LeadsQuery {
     }
 
     /// Leads of one status, most recently updated first.
+    #[graphql(complexity = "crate::graphql::limits::list(first, 100, child_complexity)")]
     async fn leads_by_status(
         &self,
         ctx: &Context<'_>,
@@ -136,6 +139,9 @@ impl LeadsQuery {
 
     /// Full-text search over name, company, email, title, location and industry, best match first.
     /// Words match as prefixes (`acm` finds Acme); every word must match.
+    #[graphql(
+        complexity = "crate::graphql::limits::list(first, 20, child_complexity) + crate::graphql::limits::COST_SEARCH"
+    )]
     async fn search_leads(
         &self,
         ctx: &Context<'_>,
@@ -158,12 +164,14 @@ impl LeadsQuery {
     }
 
     /// Freshness, outbox and conflict counts of the local cache.
+    #[graphql(complexity = "crate::graphql::limits::COST_STATUS + child_complexity")]
     async fn cache_status(&self, ctx: &Context<'_>) -> async_graphql::Result<CacheStatus> {
         caller(ctx)?.require(Role::Read).gql()?;
         crate::status::cache_status(state(ctx)).await.gql()
     }
 
     /// The latest sync runs, newest first.
+    #[graphql(complexity = "crate::graphql::limits::list(first, 20, child_complexity)")]
     async fn sync_runs(
         &self,
         ctx: &Context<'_>,
@@ -186,6 +194,7 @@ impl LeadsQuery {
     }
 
     /// Sync conflicts: open ones (default) or settled ones, newest first.
+    #[graphql(complexity = "crate::graphql::limits::unpaged(child_complexity)")]
     async fn conflicts(
         &self,
         ctx: &Context<'_>,
@@ -213,6 +222,7 @@ impl LeadsQuery {
     }
 
     /// Local changes waiting for Airtable, oldest first (at most 1000).
+    #[graphql(complexity = "crate::graphql::limits::unpaged(child_complexity)")]
     async fn outbox(
         &self,
         ctx: &Context<'_>,
@@ -229,6 +239,7 @@ impl LeadsQuery {
     }
 
     /// Backups, newest first (admin).
+    #[graphql(complexity = "crate::graphql::limits::unpaged(child_complexity)")]
     async fn backups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Backup>> {
         caller(ctx)?.require(Role::Admin).gql()?;
         let rows: Vec<models::BackupRow> = state(ctx)

@@ -152,6 +152,7 @@ pub struct ReportQuery;
 impl ReportQuery {
     /// Pipeline figures: counts by status and source, the funnel, enrichment rate, leads created
     /// per day, median days in each stage, campaign results.
+    #[graphql(complexity = "crate::graphql::limits::COST_REPORT + child_complexity")]
     async fn report(&self, ctx: &Context<'_>) -> async_graphql::Result<Report> {
         caller(ctx)?.require(Role::Read).gql()?;
         let state = state(ctx);

@@ -185,7 +185,26 @@ impl Lead {
             .await?;
         Ok(crate::leads::outbox::pending_fields(row.as_ref()))
     }
+    /// For a deleted lead whose delete has not reached Airtable yet: when it will be sent
+    /// (after SYNC_DELETE_GRACE). Restoring the lead before then cancels the delete and Airtable
+    /// never sees it; after it, restoring creates a new Airtable record. Null otherwise.
+    async fn delete_pushed_after(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        if self.0.deleted_at.is_none() {
+            return Ok(None);
+        }
+        let row = ctx
+            .data_unchecked::<DataLoader<OutboxLoader>>()
+            .load_one(self.0.id.clone())
+            .await?;
+        Ok(row
+            .filter(|r| r.operation == crate::leads::outbox::Op::Delete.as_str())
+            .map(|r| to_utc(r.next_attempt_at)))
+    }
     /// History of the lead, newest first.
+    #[graphql(complexity = "crate::graphql::limits::list(first, 100, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -207,6 +226,9 @@ impl Lead {
     /// Live leads that look like the same person (SPEC §11 rules: LinkedIn profile, then email,
     /// then name + company similarity >= 0.85), strongest first, each once. Nothing is merged;
     /// use `mergeLeads`. Empty for a deleted lead.
+    #[graphql(
+        complexity = "crate::graphql::limits::list(Some(first), 10, child_complexity) + crate::graphql::limits::COST_LOOKUP"
+    )]
     async fn duplicates(
         &self,
         ctx: &Context<'_>,
@@ -225,6 +247,7 @@ impl Lead {
         Ok(found.into_iter().map(Into::into).collect())
     }
     /// Enrichment data, newest first.
+    #[graphql(complexity = "crate::graphql::limits::unpaged(child_complexity)")]
     async fn enrichments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Enrichment>> {
         let rows = ctx
             .data_unchecked::<DataLoader<EnrichmentsLoader>>()
@@ -259,6 +282,7 @@ impl Lead {
             .collect())
     }
     /// Campaigns this lead is part of.
+    #[graphql(complexity = "crate::graphql::limits::unpaged(child_complexity)")]
     async fn campaigns(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CampaignMembership>> {
         let rows = ctx
             .data_unchecked::<DataLoader<CampaignsLoader>>()

@@ -21,14 +21,14 @@
 //! so the set stays a superset of what [`dedup::find`] could return and the outcome is unchanged.
 //!
 //! **Index upkeep is deferred when a load is at least as large as the table**
-//! ([`Placer::expect`]; for example the first import into a new database). Inserting a row into
+//! ([`deferring_pays`]; for example the first import into a new database). Inserting a row into
 //! a B-tree index keyed by something random (an email, a company) touches a random page, and
 //! the full-text index is flushed and merged segment by segment; building an index in one sorted
-//! pass at the end is several times cheaper. So [`Placer::defer_index_upkeep`] drops every index
-//! on `leads` except the ones duplicate lookups use ([`dedup::LOOKUP_INDEXES`]; UNIQUE
-//! constraints stay too) and the full-text triggers ([`search::INDEX_TRIGGERS`]), keeping their
-//! definitions from `sqlite_master`; [`with_placer`] creates them again and rebuilds the
-//! full-text index after the last batch (about a tenth of the time of an import of 100,000
+//! pass at the end is several times cheaper. So [`with_deferred_upkeep`] drops every index on
+//! `leads` except the ones duplicate lookups use ([`dedup::LOOKUP_INDEXES`]; UNIQUE constraints
+//! stay too) and the full-text triggers ([`search::INDEX_TRIGGERS`]), keeping their definitions
+//! from `sqlite_master`, runs the load, then creates them again and rebuilds the full-text index
+//! (about a tenth of the time of an import of 100,000
 //! legacy leads into an empty database; BENCHMARKS.md, session 5). It all happens in the
 //! caller's transaction (required): SQLite's DDL is transactional, so an error, a rollback or a
 //! dry run leaves the schema exactly as it was, and other connections never see the table
@@ -68,15 +68,14 @@ pub struct Placer<'a> {
     stored: Option<dedup::KeySet>,
     /// Notes on waiting leads: (lead id, text, at).
     notes: Vec<(String, String, NaiveDateTime)>,
-    /// Index upkeep left to the end ([`Placer::defer_index_upkeep`]).
-    deferred: Option<Deferred>,
+    /// What to do with a duplicate ([`Placer::on_duplicate`]).
+    on_duplicate: merge::OnDuplicate,
 }
 
-/// What [`defer_index_upkeep`] dropped: the `CREATE` statements of those indexes and triggers,
-/// as SQLite stored them. [`Deferred::restore`] puts them back.
+/// What [`with_deferred_upkeep`] dropped: the `CREATE` statements of those indexes and triggers,
+/// as SQLite stored them.
 #[derive(Debug)]
-#[must_use = "restore it before the transaction commits"]
-pub struct Deferred {
+struct Deferred {
     indexes: Vec<String>,
     triggers: Vec<String>,
 }
@@ -105,13 +104,10 @@ pub fn with_placer<T>(
         keys: dedup::KeySet::default(),
         stored: None,
         notes: Vec::new(),
-        deferred: None,
+        on_duplicate: merge::OnDuplicate::Merge,
     };
     let out = f(conn, &mut placer)?;
     placer.flush(conn)?;
-    if let Some(deferred) = placer.deferred.take() {
-        deferred.restore(conn)?;
-    }
     Ok(out)
 }
 
@@ -125,13 +121,20 @@ impl Placer<'_> {
         offered: impl Fn(&str) -> bool,
         origin: &str,
     ) -> Result<Outcome, AppError> {
-        if self.keys.might_match(&lead) {
+        let look_up = self.on_duplicate != merge::OnDuplicate::Create;
+        if look_up && self.keys.might_match(&lead) {
             self.flush(conn)?;
         }
         let found = match &self.stored {
+            _ if !look_up => None,
             Some(stored) if !stored.might_match(&lead) => None,
             _ => dedup::find(conn, &lead)?,
         };
+        if let Some(found) = &found
+            && self.on_duplicate == merge::OnDuplicate::Fail
+        {
+            return Err(merge::refusal(found));
+        }
         if let Some(found) = found {
             let outcome = merge::into_match(conn, self.ctx, found, &lead, offered, origin)?;
             if let Some(stored) = &mut self.stored {
@@ -153,16 +156,17 @@ impl Placer<'_> {
         })
     }
 
-    /// Gets ready for `coming` leads: from [`READ_KEYS_FROM`] on, reads the stored keys, and when
-    /// `coming` is also at least the number of rows in `leads`, defers index upkeep (see the
-    /// module doc).
+    /// What to do with the duplicates placed from now on ([`merge::OnDuplicate::Merge`] unless
+    /// set). With `Fail`, [`Placer::place`] answers a duplicate with [`merge::refusal`]'s
+    /// `CONFLICT` and stores nothing of it; the caller decides whether that ends its load.
+    pub fn on_duplicate(&mut self, on_duplicate: merge::OnDuplicate) {
+        self.on_duplicate = on_duplicate;
+    }
+
+    /// Gets ready for `coming` leads: from [`READ_KEYS_FROM`] on, reads the stored keys.
     pub fn expect(&mut self, conn: &mut SqliteConnection, coming: usize) -> Result<(), AppError> {
-        if coming < READ_KEYS_FROM {
-            return Ok(());
-        }
-        self.read_stored_keys(conn)?;
-        if deferring_pays(conn, coming)? {
-            self.defer_index_upkeep(conn)?;
+        if coming >= READ_KEYS_FROM {
+            self.read_stored_keys(conn)?;
         }
         Ok(())
     }
@@ -173,15 +177,9 @@ impl Placer<'_> {
         Ok(())
     }
 
-    /// [`defer_index_upkeep`] until [`with_placer`] ends (see the module doc).
-    pub fn defer_index_upkeep(&mut self, conn: &mut SqliteConnection) -> Result<(), AppError> {
-        if self.deferred.is_none() {
-            self.deferred = Some(defer_index_upkeep(conn)?);
-        }
-        Ok(())
-    }
-
     /// Adds a note to a lead placed by this placer (kept with the lead if it is still waiting).
+    /// A stored lead that already has a note with this text does not get it again, so an import
+    /// run twice does not double its notes.
     pub fn note(
         &mut self,
         conn: &mut SqliteConnection,
@@ -190,7 +188,16 @@ impl Placer<'_> {
         at: NaiveDateTime,
     ) -> Result<(), AppError> {
         if self.waiting.iter().any(|l| l.id == lead_id) {
-            self.notes.push((lead_id.to_string(), text.to_string(), at));
+            if !self
+                .notes
+                .iter()
+                .any(|(id, t, _)| id == lead_id && t == text)
+            {
+                self.notes.push((lead_id.to_string(), text.to_string(), at));
+            }
+            return Ok(());
+        }
+        if merge::has_note(conn, lead_id, text)? {
             return Ok(());
         }
         history::record(
@@ -247,11 +254,25 @@ pub fn deferring_pays(conn: &mut SqliteConnection, coming: usize) -> Result<bool
     Ok(i64::try_from(coming).unwrap_or(i64::MAX) >= rows)
 }
 
-/// Drops the indexes on `leads` that duplicate lookups do not use and the full-text triggers,
-/// for a large load (see the module doc); the caller writes its rows, then calls
-/// [`Deferred::restore`] before it commits. Refused outside a transaction, where an error would
-/// leave the table without them.
-pub fn defer_index_upkeep(conn: &mut SqliteConnection) -> Result<Deferred, AppError> {
+/// Runs the load `f` with index upkeep deferred when `defer` is set (see the module doc): drops
+/// the indexes on `leads` that duplicate lookups do not use and the full-text triggers, runs
+/// `f`, and creates them again once `f` succeeds. Refused outside a transaction, where an error
+/// in `f` would leave the table without them; inside one, the error rolls the drop back too.
+pub fn with_deferred_upkeep<T>(
+    conn: &mut SqliteConnection,
+    defer: bool,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    if !defer {
+        return f(conn);
+    }
+    let deferred = defer_index_upkeep(conn)?;
+    let out = f(conn)?;
+    deferred.restore(conn)?;
+    Ok(out)
+}
+
+fn defer_index_upkeep(conn: &mut SqliteConnection) -> Result<Deferred, AppError> {
     let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
     if depth.is_none() {
         return Err(AppError::internal(
@@ -297,7 +318,7 @@ pub fn defer_index_upkeep(conn: &mut SqliteConnection) -> Result<Deferred, AppEr
 impl Deferred {
     /// Creates the dropped indexes and triggers again, then rebuilds the full-text index if its
     /// triggers were among them.
-    pub fn restore(self, conn: &mut SqliteConnection) -> Result<(), AppError> {
+    fn restore(self, conn: &mut SqliteConnection) -> Result<(), AppError> {
         for sql in self.indexes.iter().chain(&self.triggers) {
             conn.batch_execute(sql)?;
         }
@@ -311,50 +332,23 @@ impl Deferred {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
-
-    fn ctx() -> WriteCtx {
-        WriteCtx {
-            actor: "test".into(),
-            sync_enabled: false,
-            statuses: crate::config::DEFAULT_STATUSES
-                .split(',')
-                .map(String::from)
-                .collect(),
-        }
-    }
-
-    fn schema(conn: &mut SqliteConnection) -> Vec<(String, String)> {
-        diesel::sql_query(
-            "SELECT type AS kind, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name",
-        )
-        .load::<SchemaItem>(conn)
-        .unwrap()
-        .into_iter()
-        .map(|i| (i.name, i.sql))
-        .collect()
-    }
+    use crate::db::testing;
 
     /// Outside a transaction an error could leave `leads` without its indexes: refused, and
     /// nothing is dropped. Inside one, only the indexes lookups do not use and the full-text
-    /// triggers go, and they are back once the placer is done.
+    /// triggers go, and they are back once the load is done.
     #[test]
     fn deferring_needs_a_transaction_and_drops_only_what_it_restores() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        db.migrate().unwrap();
+        let (_dir, db) = testing::migrated();
         let mut conn = db.conn().unwrap();
-        let before = schema(&mut conn);
-        let ctx = ctx();
-        let err =
-            with_placer(&mut conn, &ctx, |c, placer| placer.defer_index_upkeep(c)).unwrap_err();
+        let before = testing::schema(&mut conn);
+        let err = with_deferred_upkeep(&mut conn, true, |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("inside a transaction"), "{err}");
-        assert_eq!(schema(&mut conn), before);
+        assert_eq!(testing::schema(&mut conn), before);
 
         conn.immediate_transaction::<_, AppError, _>(|c| {
-            with_placer(c, &ctx, |c, placer| {
-                placer.defer_index_upkeep(c)?;
-                let during = schema(c);
+            with_deferred_upkeep(c, true, |c| {
+                let during = testing::schema(c);
                 let gone: Vec<&str> = before
                     .iter()
                     .filter(|item| !during.contains(item))
@@ -374,6 +368,6 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(schema(&mut conn), before);
+        assert_eq!(testing::schema(&mut conn), before);
     }
 }

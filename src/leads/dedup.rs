@@ -6,8 +6,11 @@
 //! 2. `EMAIL`: the same email, trimmed and lower-cased (`keys::email_key`), an index lookup.
 //! 3. `NAME_COMPANY`: name *and* company each at least [`THRESHOLD`] similar, after
 //!    normalising case, accents, punctuation and legal suffixes (`keys::name_company_key`).
-//!    Two leads whose LinkedIn profiles are both known and differ are different people, however
-//!    alike their names: such a candidate is skipped.
+//!    A fuzzy match merges only when no identifying field conflicts: two leads whose LinkedIn
+//!    profiles are both known and differ, or whose emails are both known and differ, are two
+//!    people however alike their names ("Hanna Kim <hanna.kim@gmail.com>" is not "Hannah Kim
+//!    <hannah.kim@helixbio.com>"). Such a candidate is not a match: the lead is created, and
+//!    [`candidate_pairs`] lists the pair with its score for a person to decide.
 //!
 //! **Similarity** is [`strsim::normalized_levenshtein`] (1 - edit distance / longer length). We
 //! chose it over Jaro-Winkler because Jaro-Winkler rewards a shared prefix: "acme labs" and
@@ -88,9 +91,16 @@ pub fn name_company_score(a: &str, b: &str) -> Option<f64> {
     Some(similarity(an, bn).min(similarity(ac, bc)))
 }
 
-/// Whether two leads are known to be different people (both LinkedIn profiles known, different).
+/// Whether two values of an identifying key (LinkedIn profile, email) are both known and differ.
 pub fn contradicts(a: Option<&str>, b: Option<&str>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if x != y)
+}
+
+/// Whether two leads are known to be different people: their LinkedIn profiles, or their
+/// emails, are both known and differ (SPEC §11). A fuzzy match between them never merges.
+pub fn different_people(a: &Lead, b: &Lead) -> bool {
+    contradicts(a.linkedin_key.as_deref(), b.linkedin_key.as_deref())
+        || contradicts(a.email_key.as_deref(), b.email_key.as_deref())
 }
 
 /// Live leads. A fixed type, not a boxed query: diesel caches a statement of a fixed type by its
@@ -181,9 +191,7 @@ pub fn matches(
             .filter(leads::rid.eq(rid))
             .select(Lead::as_select())
             .first(conn)?;
-        if seen.contains(&found.id)
-            || contradicts(found.linkedin_key.as_deref(), lead.linkedin_key.as_deref())
-        {
+        if seen.contains(&found.id) || different_people(&found, lead) {
             continue;
         }
         seen.insert(found.id.clone());
@@ -442,20 +450,19 @@ struct KeyRow {
     key: String,
     name: String,
     company: String,
-    linkedin: Option<String>,
 }
 
 fn fuzzy_pairs(
     conn: &mut SqliteConnection,
     exact: &HashSet<(i64, i64)>,
 ) -> Result<Vec<(i64, i64, Rule, f64)>, AppError> {
-    let rows: Vec<(i64, Option<String>, Option<String>)> = live()
+    let rows: Vec<(i64, Option<String>)> = live()
         .filter(leads::name_company_key.is_not_null())
-        .select((leads::rid, leads::name_company_key, leads::linkedin_key))
+        .select((leads::rid, leads::name_company_key))
         .load(conn)?;
     let mut keys: Vec<KeyRow> = rows
         .into_iter()
-        .filter_map(|(rid, key, linkedin)| {
+        .filter_map(|(rid, key)| {
             let key = key?;
             let (name, company) = key.split_once('|')?;
             let (name, company) = (name.to_string(), company.to_string());
@@ -464,7 +471,6 @@ fn fuzzy_pairs(
                 key,
                 name,
                 company,
-                linkedin,
             })
         })
         .collect();
@@ -514,8 +520,9 @@ fn compare_blocks(
         for (i, x) in group.iter().enumerate() {
             for y in group.iter().skip(i + 1).take(WINDOW) {
                 let pair = (x.rid.min(y.rid), x.rid.max(y.rid));
-                if seen.contains(&pair) || contradicts(x.linkedin.as_deref(), y.linkedin.as_deref())
-                {
+                // Pairs whose identifying fields conflict are listed too: they are never merged
+                // on their own, so this list is where a person sees them.
+                if seen.contains(&pair) {
                     continue;
                 }
                 if let Some(score) = name_company_score(&x.key, &y.key)

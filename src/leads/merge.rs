@@ -10,7 +10,16 @@
 //! `{field: [old, new]}`, a version bump and an outbox update, so Airtable gets them); then one more
 //! `merged` event records the merge itself: a message naming the rule and the other lead, and
 //! `changes` `{field: [kept, incoming]}` for the values that differed (the incoming values are not
-//! lost). A merge that fills nothing still leaves that second event.
+//! lost).
+//!
+//! **A merge that changes nothing writes nothing**: no event, no outbox row, no version bump. So
+//! the same file imported twice leaves the database as the first import did: the second merge
+//! fills nothing, and its differing values are those an earlier `merged` event of the lead
+//! already holds (that event is not written again). A note already on a lead is not added twice
+//! either (`leads::bulk::Placer::note`).
+//!
+//! **The caller decides** with [`OnDuplicate`] (`onDuplicate` in GraphQL, `--on-duplicate` in
+//! `import`): merge (the default), create the lead anyway, or refuse it with `CONFLICT`.
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -84,6 +93,66 @@ pub fn combine(
     Ok((new, differing))
 }
 
+/// What to do with a new lead that duplicates a live one (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDuplicate {
+    /// Merge it into the existing lead.
+    #[default]
+    Merge,
+    /// Create it anyway, as a lead of its own.
+    Create,
+    /// Refuse it: nothing is stored, the error names the existing lead and the rule.
+    Fail,
+}
+
+impl OnDuplicate {
+    /// From a command-line value (`merge`, `create`, `fail`; any case).
+    pub fn parse(s: &str) -> Option<OnDuplicate> {
+        match s.to_ascii_lowercase().as_str() {
+            "merge" => Some(OnDuplicate::Merge),
+            "create" => Some(OnDuplicate::Create),
+            "fail" => Some(OnDuplicate::Fail),
+            _ => None,
+        }
+    }
+}
+
+/// The `CONFLICT` error of [`OnDuplicate::Fail`]: names the existing lead and the rule.
+pub fn refusal(found: &Match) -> AppError {
+    AppError::Conflict(format!(
+        "a duplicate of lead {} (matched by {}, score {:.2}); nothing was stored. Pass onDuplicate: \
+         MERGE to merge it into that lead, or CREATE to create it anyway",
+        found.lead.id,
+        found.rule.as_str(),
+        found.score
+    ))
+}
+
+/// Whether `lead` already has a `kind` event with exactly these changes and this message.
+fn has_event(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    event_kind: &str,
+    changes: &Map<String, Value>,
+    message: Option<&str>,
+) -> Result<bool, AppError> {
+    let changes = serde_json::to_string(changes)?;
+    let mut query = lead_events::table
+        .filter(lead_events::lead_id.eq(lead_id))
+        .filter(lead_events::kind.eq(event_kind))
+        .filter(lead_events::changes.eq(changes))
+        .into_boxed();
+    if let Some(message) = message {
+        query = query.filter(lead_events::message.eq(message));
+    }
+    Ok(diesel::select(diesel::dsl::exists(query.select(lead_events::id))).get_result(conn)?)
+}
+
+/// Whether `lead` already has a note with exactly this text.
+pub fn has_note(conn: &mut SqliteConnection, lead_id: &str, text: &str) -> Result<bool, AppError> {
+    has_event(conn, lead_id, kind::NOTE, &Map::new(), Some(text))
+}
+
 /// Fills `kept` from `other` and records the merge (see the module doc). Returns the kept lead
 /// as written.
 fn absorb(
@@ -96,6 +165,17 @@ fn absorb(
 ) -> Result<Written, AppError> {
     let (new, differing) = combine(kept, other, offered)?;
     let written = store::save_change(conn, ctx, kept, new, kind::MERGED)?;
+    // Nothing filled, and the differing values (if any) are already in the lead's history: the
+    // merge changes nothing, so it writes nothing.
+    if written.is_none()
+        && (differing.is_empty() || has_event(conn, &kept.id, kind::MERGED, &differing, None)?)
+    {
+        return Ok(Written {
+            lead: kept.clone(),
+            kind: crate::leads::ChangeKind::Updated,
+            changed_fields: vec![],
+        });
+    }
     let at = written
         .as_ref()
         .map_or_else(crate::time::now, |w| w.lead.updated_at);
@@ -124,32 +204,48 @@ pub struct Outcome {
     pub duplicate_of: Option<(String, Rule)>,
 }
 
-/// Creates a lead from validated `changes`, or merges it into the live lead it duplicates.
-/// `origin` describes where it came from for the merge event (`createLead`, `file.json #3`).
+/// Creates a lead from validated `changes`, or (by `on_duplicate`) merges it into the live lead
+/// it duplicates. `origin` describes where it came from for the merge event (`createLead`,
+/// `file.json #3`).
 pub fn create_or_merge(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     changes: &Map<String, Value>,
     now: chrono::NaiveDateTime,
     origin: &str,
+    on_duplicate: OnDuplicate,
 ) -> Result<Outcome, AppError> {
     let lead = store::build(ctx, changes, now)?;
-    place(conn, ctx, lead, |f| changes.contains_key(f), origin)
+    place(
+        conn,
+        ctx,
+        lead,
+        |f| changes.contains_key(f),
+        origin,
+        on_duplicate,
+    )
 }
 
-/// Stores a built lead, or merges it into the live lead it duplicates.
+/// Stores a built lead, or (by `on_duplicate`) merges it into the live lead it duplicates or
+/// refuses it.
 pub fn place(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     lead: Lead,
     offered: impl Fn(&str) -> bool,
     origin: &str,
+    on_duplicate: OnDuplicate,
 ) -> Result<Outcome, AppError> {
-    match dedup::find(conn, &lead)? {
+    let found = match on_duplicate {
+        OnDuplicate::Create => None,
+        OnDuplicate::Merge | OnDuplicate::Fail => dedup::find(conn, &lead)?,
+    };
+    match found {
         None => Ok(Outcome {
             written: store::insert(conn, ctx, lead)?,
             duplicate_of: None,
         }),
+        Some(found) if on_duplicate == OnDuplicate::Fail => Err(refusal(&found)),
         Some(found) => into_match(conn, ctx, found, &lead, offered, origin),
     }
 }

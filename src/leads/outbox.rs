@@ -8,7 +8,13 @@
 //! |---|---|---|
 //! | create | update | create (all fields are sent anyway) |
 //! | create or update | delete | delete (a delete without an `airtable_id` is a no-op when pushed) |
-//! | delete | restore | update of every field if the record still exists in Airtable, else create |
+//! | delete (not yet pushed) | restore | what was queued before the delete (nothing, an update of those fields, or the create) |
+//! | delete (pushed: no row) | restore | create of every field (a new Airtable record) |
+//!
+//! A delete waits `SYNC_DELETE_GRACE` (default 10 minutes) before it is due ([`record_delete`]):
+//! a `deleteLead` followed by `restoreLead` inside it is an undo that Airtable never sees
+//! ([`cancel_delete`]). After it the delete is pushed and the record is gone; restoring then
+//! creates a new record, with a new id.
 //!
 //! Every coalesced change bumps `seq`, resets `attempts` and makes the row due now: a push that
 //! finishes compares `seq` with what it sent and keeps the row when it moved meanwhile.
@@ -97,6 +103,71 @@ pub fn record(
         .set(&row)
         .execute(conn)?;
     Ok(())
+}
+
+/// Queues the delete of a lead, due only after `grace` (see the module doc).
+pub fn record_delete(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    now: NaiveDateTime,
+    grace: std::time::Duration,
+) -> Result<(), AppError> {
+    record(conn, lead_id, Op::Delete, &[], now)?;
+    let due = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    diesel::update(outbox::table.find(lead_id))
+        .set(outbox::next_attempt_at.eq(due))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What [`cancel_delete`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// No delete was waiting (it was pushed, or never queued).
+    NotQueued,
+    /// The delete was waiting with nothing queued before it: the row is gone.
+    Nothing,
+    /// The delete was waiting after these changes: they are queued again (an update, or the
+    /// create of a lead that never reached Airtable).
+    Back(Vec<String>),
+}
+
+/// Cancels a lead's delete that is still waiting in the outbox (see the module doc).
+/// `in_airtable`: the lead has an Airtable record, so what was queued before the delete is an
+/// update of its fields (else the create that never went out).
+pub fn cancel_delete(
+    conn: &mut SqliteConnection,
+    lead_id: &str,
+    in_airtable: bool,
+    now: NaiveDateTime,
+) -> Result<Cancelled, AppError> {
+    let Some(mut row) = get(conn, lead_id)? else {
+        return Ok(Cancelled::NotQueued);
+    };
+    if Op::parse(&row.operation) != Some(Op::Delete) {
+        return Ok(Cancelled::NotQueued);
+    }
+    let fields: Vec<String> = serde_json::from_str(&row.fields).unwrap_or_default();
+    let op = if in_airtable {
+        if fields.is_empty() {
+            diesel::delete(outbox::table.find(lead_id)).execute(conn)?;
+            return Ok(Cancelled::Nothing);
+        }
+        Op::Update
+    } else {
+        Op::Create
+    };
+    row.operation = op.as_str().to_string();
+    row.seq += 1;
+    row.attempts = 0;
+    row.next_attempt_at = now;
+    row.last_error = None;
+    row.state = state::PENDING.to_string();
+    row.updated_at = now;
+    diesel::update(outbox::table.find(lead_id))
+        .set(&row)
+        .execute(conn)?;
+    Ok(Cancelled::Back(fields))
 }
 
 /// Queues the creates of many leads that were just stored (none has a row yet, so there is

@@ -22,6 +22,8 @@ pub struct WriteCtx {
     pub sync_enabled: bool,
     /// Statuses accepted from the API, in pipeline order.
     pub statuses: Vec<String>,
+    /// How long a delete waits in the outbox before a push sends it (`SYNC_DELETE_GRACE`).
+    pub delete_grace: std::time::Duration,
 }
 
 impl WriteCtx {
@@ -156,34 +158,22 @@ fn outbox_fields(changes: &Map<String, Value>) -> Vec<String> {
     out
 }
 
-/// Stores a lead built by [`build`], with its `created` event and outbox row. Not
-/// [`insert_many`] of one lead: these single-row statements have fixed types, which diesel
-/// prepares once per connection, while a batch shorter than `db::batch::ROWS` is prepared on
-/// every call, and this runs on every `createLead`.
+/// Stores a lead built by [`build`], with its `created` event, first stay and outbox row: the
+/// rows of [`insert_many`] of this one lead, whose single-row statements `db::batch` keeps
+/// prepared like any other size.
 pub fn insert(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     lead: Lead,
 ) -> Result<Written, AppError> {
-    diesel::insert_into(leads::table)
-        .values(&lead)
-        .execute(conn)?;
     let changes = fields::created(&lead);
-    history::record_change(
+    insert_many(
         conn,
-        &lead.id,
-        kind::CREATED,
-        &ctx.actor,
-        changes.clone(),
-        lead.created_at,
+        ctx,
+        std::slice::from_ref(&lead),
+        std::slice::from_ref(&changes),
     )?;
-    let changed = outbox_fields(&changes);
-    outbox::record(conn, &lead.id, Op::Create, &changed, lead.created_at)?;
-    Ok(Written {
-        lead,
-        kind: ChangeKind::Created,
-        changed_fields: changed,
-    })
+    Ok(created(lead, &changes))
 }
 
 /// What [`insert`] returns for `lead`, without storing it (`leads::bulk` stores it later with
@@ -340,7 +330,7 @@ pub fn delete(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<W
         None,
         now,
     )?;
-    outbox::record(conn, &new.id, Op::Delete, &[], now)?;
+    outbox::record_delete(conn, &new.id, now, ctx.delete_grace)?;
     Ok(Written {
         lead: new,
         kind: ChangeKind::Deleted,
@@ -348,7 +338,10 @@ pub fn delete(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<W
     })
 }
 
-/// Undoes a soft delete; Airtable gets the lead back (recreated if its record is gone).
+/// Undoes a soft delete. Inside the delete's grace (its outbox row is still a delete that was
+/// never pushed), the delete is cancelled: the outbox row goes back to the changes queued before
+/// it, or away, and nothing reaches Airtable for the delete. After it, the record is gone from
+/// Airtable and the lead is queued as a create (Airtable gives it a new record id).
 pub fn restore(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<Written, AppError> {
     let old = get(conn, id)?;
     if old.deleted_at.is_none() {
@@ -359,7 +352,42 @@ pub fn restore(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<
     new.deleted_at = None;
     new.updated_at = now;
     new.version += 1;
-    new.sync_state = ctx.pending_state().into();
+    let queued = outbox::cancel_delete(conn, &new.id, new.airtable_id.is_some(), now)?;
+    let (message, changed) = match queued {
+        outbox::Cancelled::Nothing => {
+            // The record in Airtable was never touched: the lead is as synced as before.
+            if new.sync_state != "conflict" {
+                new.sync_state = if ctx.sync_enabled { "synced" } else { "local" }.into();
+            }
+            (
+                "the delete was cancelled before it reached Airtable",
+                vec![],
+            )
+        }
+        outbox::Cancelled::Back(fields) => {
+            new.sync_state = ctx.pending_state().into();
+            (
+                "the delete was cancelled before it reached Airtable",
+                fields,
+            )
+        }
+        outbox::Cancelled::NotQueued => {
+            let all: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
+            let op = if new.airtable_id.is_some() {
+                Op::Update
+            } else {
+                Op::Create
+            };
+            outbox::record(conn, &new.id, op, &all, now)?;
+            new.sync_state = ctx.pending_state().into();
+            let message = if op == Op::Create && old.synced_at.is_some() {
+                "the delete had reached Airtable: the lead will be created there again, as a new record"
+            } else {
+                "every field will be sent to Airtable again"
+            };
+            (message, all)
+        }
+    };
     diesel::update(leads::table.filter(leads::id.eq(&old.id)))
         .set(&new)
         .execute(conn)?;
@@ -369,20 +397,13 @@ pub fn restore(conn: &mut SqliteConnection, ctx: &WriteCtx, id: &str) -> Result<
         kind::RESTORED,
         &ctx.actor,
         &Map::new(),
-        None,
+        Some(message),
         now,
     )?;
-    let all: Vec<String> = fields::SYNCED.iter().map(|f| f.to_string()).collect();
-    let op = if new.airtable_id.is_some() {
-        Op::Update
-    } else {
-        Op::Create
-    };
-    outbox::record(conn, &new.id, op, &all, now)?;
     Ok(Written {
         lead: new,
         kind: ChangeKind::Created,
-        changed_fields: all,
+        changed_fields: changed,
     })
 }
 

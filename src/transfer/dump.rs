@@ -26,7 +26,7 @@
 //!
 //! **Into a small table** (fewer than [`DEFER_UPKEEP_BELOW`] leads, a restore into a new
 //! database typically), index upkeep is deferred to the end of the import's transaction
-//! (`crate::leads::bulk::defer_index_upkeep`): a dump of 100,000 leads into an empty database
+//! (`crate::leads::bulk::with_deferred_upkeep`): a dump of 100,000 leads into an empty database
 //! took 28.3-31.4 s with the indexes and FTS triggers maintained lead by lead, 24.4-25.1 s with
 //! the upkeep deferred. A stream's size is not known before it is read, so the table's size
 //! decides: rebuilding the indexes of a small table costs little whatever the dump holds.
@@ -636,33 +636,29 @@ pub fn import(conn: &mut SqliteConnection, file: &Path) -> Result<ImportStats, A
         // Memberships may come before their campaigns in the file: check references at commit.
         c.batch_execute("PRAGMA defer_foreign_keys = ON")?;
         let rows: i64 = leads::table.count().get_result(c)?;
-        let deferred = (rows < DEFER_UPKEEP_BELOW)
-            .then(|| crate::leads::bulk::defer_index_upkeep(c))
-            .transpose()?;
-        let mut de = serde_json::Deserializer::from_reader(reader);
-        serde::de::DeserializeSeed::deserialize(
-            reader::DumpSeed {
-                conn: c,
-                stats: &mut stats,
-            },
-            &mut de,
-        )
-        .and_then(|()| de.end())
-        .map_err(|e| AppError::validation("file", format!("{}: {e}", file.display())))?;
-        let dangling = diesel::delete(
-            campaign_leads::table
-                .filter(campaign_leads::campaign_id.ne_all(campaigns::table.select(campaigns::id))),
-        )
-        .execute(c)?;
-        if dangling > 0 {
-            stats.problem(format!(
-                "{dangling} campaign membership(s) named a campaign missing from the dump; dropped"
-            ));
-        }
-        if let Some(deferred) = deferred {
-            deferred.restore(c)?;
-        }
-        Ok(())
+        crate::leads::bulk::with_deferred_upkeep(c, rows < DEFER_UPKEEP_BELOW, |c| {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            serde::de::DeserializeSeed::deserialize(
+                reader::DumpSeed {
+                    conn: c,
+                    stats: &mut stats,
+                },
+                &mut de,
+            )
+            .and_then(|()| de.end())
+            .map_err(|e| AppError::validation("file", format!("{}: {e}", file.display())))?;
+            let dangling = diesel::delete(
+                campaign_leads::table
+                    .filter(campaign_leads::campaign_id.ne_all(campaigns::table.select(campaigns::id))),
+            )
+            .execute(c)?;
+            if dangling > 0 {
+                stats.problem(format!(
+                    "{dangling} campaign membership(s) named a campaign missing from the dump; dropped"
+                ));
+            }
+            Ok(())
+        })
     });
     let (status, errors) = match &outcome {
         Ok(()) => ("done", stats.errors.clone()),

@@ -14,9 +14,9 @@
 //!   `leads::dedup` / `leads::merge`, in file order, so a record that duplicates an earlier one is
 //!   merged into it. New leads are written in batches (`leads::bulk`), with the same outcome.
 //!   A file at least as large as the table (a first import) has its index upkeep deferred to
-//!   the end of its transaction (`bulk::Placer::expect`).
-//! - **Records are parsed one at a time** (`Records`) after a first pass has checked the whole
-//!   file, so a broken file stores nothing and memory does not hold the file's JSON tree.
+//!   the end of its transaction (`bulk::with_deferred_upkeep`).
+//! - **Records are parsed one at a time** (`Records`) after the whole file has been checked, so
+//!   a broken file stores nothing and memory does not hold the file's JSON tree.
 //! - **One transaction per file**: an I/O or database error half way rolls the whole file back;
 //!   the `import_log` row is then written on its own with status `failed`. Otherwise the row
 //!   (`ok`, or `partial` when records were skipped) commits together with the leads. Imported and
@@ -24,17 +24,21 @@
 //! - **`--dry-run`** runs the same transaction (so every count, duplicates included, is what a real
 //!   run would give) and rolls it back at the end: nothing is written, not even `import_log`.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use indicatif::ProgressBar;
 use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::db::schema::import_log;
 use crate::error::AppError;
 use crate::leads::fields::{self, Kind};
+use crate::leads::merge::OnDuplicate;
 use crate::leads::{WriteCtx, bulk, store, validate};
 
 /// One skipped record.
@@ -106,18 +110,28 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     Ok(out)
 }
 
+/// How an import runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Check and count, write nothing.
+    pub dry_run: bool,
+    /// What to do with a record that duplicates a live lead (or an earlier record): merge it
+    /// (the default), create it anyway, or skip it as failed with the existing lead's id.
+    pub on_duplicate: OnDuplicate,
+}
+
 /// Imports every file of `paths` (see the module doc), one transaction per file.
 pub fn import(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     paths: &[PathBuf],
-    dry_run: bool,
+    options: Options,
     progress: &ProgressBar,
 ) -> Result<Vec<FileReport>, ImportError> {
     let mut reports = Vec::new();
     for file in files(paths)? {
         progress.set_message(file.display().to_string());
-        reports.push(import_file(conn, ctx, &file, dry_run, progress));
+        reports.push(import_file(conn, ctx, &file, options, progress));
     }
     progress.finish_and_clear();
     Ok(reports)
@@ -128,14 +142,16 @@ pub fn import(
 pub fn run_cli(
     config: &crate::config::Config,
     paths: &[PathBuf],
-    dry_run: bool,
+    options: Options,
 ) -> anyhow::Result<()> {
+    let dry_run = options.dry_run;
     let db = crate::app::open_database(config)?;
     let mut conn = db.conn()?;
     let ctx = WriteCtx {
         actor: "import".into(),
         sync_enabled: config.airtable.is_some(),
         statuses: config.lead_statuses.clone(),
+        delete_grace: config.sync_delete_grace,
     };
     let progress = ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -144,7 +160,7 @@ pub fn run_cli(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let reports = import(&mut conn, &ctx, paths, dry_run, &progress)?;
+    let reports = import(&mut conn, &ctx, paths, options, &progress)?;
     let prefix = if dry_run {
         "dry run, nothing written: "
     } else {
@@ -195,100 +211,51 @@ impl From<AppError> for Abort {
     }
 }
 
-/// A legacy file's bytes, checked to be one JSON array, with its number of records.
+/// A legacy file checked to be one JSON array: its bytes and where each record's JSON text lies
+/// in them, parsed into a `serde_json::Value` only when it is placed ([`Records::parse`]).
 ///
-/// Records are parsed one at a time when they are placed ([`Records::each`]), not into one tree
-/// up front: the `serde_json::Value` tree of a file takes about three times the file's size, and
-/// now only one record's tree exists at a time. Peak anonymous memory of a 100,000-record import
-/// (a 27 MB file) went from 228 MiB to 164 MiB; most of the rest is the stored leads' keys
-/// (`bulk::Placer::read_stored_keys`) and SQLite's 32 MiB page cache.
-/// The check is a first pass that parses and drops each element, so a broken file is refused
-/// before any transaction starts, and the count sizes the progress bar and the choice of bulk
-/// strategy (`bulk::Placer::expect`).
+/// The `Value` tree of a whole file takes about three times the file's size. Peak anonymous
+/// memory of a 100,000-record import (a 27 MB file) went from 228 MiB to 166 MiB; most of the
+/// rest is the stored leads' keys (`bulk::Placer::read_stored_keys`) and SQLite's 32 MiB page
+/// cache. A broken file is refused before any transaction starts, and the count sizes the
+/// progress bar and the choice of bulk strategy (`bulk::Placer::expect`, `bulk::deferring_pays`).
 struct Records {
     bytes: Vec<u8>,
-    count: usize,
+    spans: Vec<Range<usize>>,
 }
 
 impl Records {
     fn read(file: &Path) -> Result<Records, String> {
         let bytes = std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?;
-        let mut count = 0;
-        Self::walk(&bytes, |_| {
-            count += 1;
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .map_err(|e| match e {
-            Walk::Json(e) => e,
-            Walk::Stopped(never) => match never {},
-        })?;
-        Ok(Records { bytes, count })
-    }
-
-    /// Calls `each` with every record, in file order; stops at its first error. (The bytes were
-    /// checked by [`Records::read`], so this pass meets no JSON error.)
-    fn each(&self, each: impl FnMut(Value) -> Result<(), AppError>) -> Result<(), AppError> {
-        Self::walk(&self.bytes, each).map_err(|e| match e {
-            Walk::Json(e) => AppError::internal(e),
-            Walk::Stopped(e) => e,
-        })
-    }
-
-    fn walk<E>(bytes: &[u8], each: impl FnMut(Value) -> Result<(), E>) -> Result<(), Walk<E>> {
-        use serde::de::{Deserializer as _, SeqAccess, Visitor};
-
-        struct Elements<F, E> {
-            each: F,
-            stopped: Option<E>,
-        }
-        impl<'de, F, E> Visitor<'de> for &mut Elements<F, E>
-        where
-            F: FnMut(Value) -> Result<(), E>,
-        {
-            type Value = ();
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON array of lead objects")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(record) = seq.next_element::<Value>()? {
-                    if let Err(e) = (self.each)(record) {
-                        self.stopped = Some(e);
-                        return Err(serde::de::Error::custom("stopped"));
-                    }
-                }
-                Ok(())
-            }
-        }
-
-        let mut elements = Elements {
-            each,
-            stopped: None,
-        };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let parsed = (&mut de)
-            .deserialize_seq(&mut elements)
-            .and_then(|()| de.end());
-        if let Some(e) = elements.stopped {
-            return Err(Walk::Stopped(e));
-        }
-        parsed.map_err(|e| {
+        // A borrowed `RawValue` is a slice of `bytes`: keep where it lies, not a copy.
+        let spans = match serde_json::from_slice::<Vec<&RawValue>>(&bytes) {
+            Ok(records) => records
+                .iter()
+                .map(|r| {
+                    let start = r.get().as_ptr() as usize - bytes.as_ptr() as usize;
+                    start..start + r.get().len()
+                })
+                .collect(),
+            Err(e) if !e.is_data() => return Err(format!("not valid JSON: {e}")),
             // Not an array: say so only if it is JSON at all.
-            let e = if e.is_data() {
-                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                    Ok(_) => return Walk::Json("expected a JSON array of lead objects".into()),
-                    Err(syntax) => syntax,
-                }
-            } else {
-                e
-            };
-            Walk::Json(format!("not valid JSON: {e}"))
-        })
+            Err(_) => {
+                return match serde_json::from_slice::<IgnoredAny>(&bytes) {
+                    Ok(_) => Err("expected a JSON array of lead objects".to_string()),
+                    Err(e) => Err(format!("not valid JSON: {e}")),
+                };
+            }
+        };
+        Ok(Records { bytes, spans })
     }
-}
 
-enum Walk<E> {
-    Json(String),
-    Stopped(E),
+    fn count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Record `index` as a JSON value (its text was checked by [`Records::read`]).
+    fn parse(&self, index: usize) -> Result<Value, AppError> {
+        serde_json::from_slice(&self.bytes[self.spans[index].clone()]).map_err(AppError::internal)
+    }
 }
 
 /// Imports one file; never fails as a whole without saying why in the report (and `import_log`).
@@ -296,9 +263,10 @@ pub fn import_file(
     conn: &mut SqliteConnection,
     ctx: &WriteCtx,
     file: &Path,
-    dry_run: bool,
+    options: Options,
     progress: &ProgressBar,
 ) -> FileReport {
+    let dry_run = options.dry_run;
     let started = crate::time::now();
     let mut report = FileReport {
         file: file.to_owned(),
@@ -314,8 +282,8 @@ pub fn import_file(
         Ok(r) => r,
         Err(message) => return failed(conn, report, message, started, dry_run),
     };
-    report.records = records.count;
-    progress.inc_length(records.count as u64);
+    report.records = records.count();
+    progress.inc_length(records.count() as u64);
     let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -323,26 +291,29 @@ pub fn import_file(
     let outcome = conn.immediate_transaction::<FileReport, Abort, _>(|c| {
         let mut r = report.clone();
         let now = crate::time::now();
-        bulk::with_placer(c, ctx, |c, placer| {
-            placer.expect(c, records.count)?;
-            let mut index = 0;
-            records.each(|record| {
-                progress.inc(1);
-                let origin = format!("import {name} #{index}");
-                match place(c, placer, ctx, &record, now, &origin) {
-                    Ok(true) => r.merged += 1,
-                    Ok(false) => r.imported += 1,
-                    Err(Skip::Invalid(field, message)) => {
-                        r.failed += 1;
-                        r.errors.push(RecordError {
-                            index,
-                            field,
-                            message,
-                        });
+        let defer = bulk::deferring_pays(c, records.count())?;
+        bulk::with_deferred_upkeep(c, defer, |c| {
+            bulk::with_placer(c, ctx, |c, placer| {
+                placer.on_duplicate(options.on_duplicate);
+                placer.expect(c, records.count())?;
+                for index in 0..records.count() {
+                    progress.inc(1);
+                    let origin = format!("import {name} #{index}");
+                    let record = records.parse(index)?;
+                    match place(c, placer, ctx, &record, now, &origin) {
+                        Ok(true) => r.merged += 1,
+                        Ok(false) => r.imported += 1,
+                        Err(Skip::Invalid(field, message)) => {
+                            r.failed += 1;
+                            r.errors.push(RecordError {
+                                index,
+                                field,
+                                message,
+                            });
+                        }
+                        Err(Skip::Fatal(e)) => return Err(e),
                     }
-                    Err(Skip::Fatal(e)) => return Err(e),
                 }
-                index += 1;
                 Ok(())
             })
         })?;
@@ -437,7 +408,11 @@ fn place(
     let lead = store::build(ctx, &legacy.changes, now).map_err(invalid)?;
     let outcome = placer
         .place(conn, lead, |f| legacy.changes.contains_key(f), origin)
-        .map_err(Skip::Fatal)?;
+        .map_err(|e| match e {
+            // A duplicate refused by `--on-duplicate fail`: this record is skipped.
+            AppError::Conflict(message) => Skip::Invalid(None, message),
+            other => Skip::Fatal(other),
+        })?;
     for note in &legacy.notes {
         placer
             .note(conn, &outcome.written.lead.id, note, now)
@@ -610,18 +585,12 @@ mod tests {
         Records::read(&file)
     }
 
-    /// The file is checked whole before anything is placed; each record then comes in order,
-    /// and an error from the caller stops the walk and is returned as it was.
+    /// The file is checked whole before anything is placed; each record then comes in order.
     #[test]
-    fn records_are_checked_first_then_walked_one_at_a_time() {
+    fn records_are_checked_first_then_parsed_one_at_a_time() {
         let r = records(r#" [ {"name": "a"}, "b", 3, {"name": "d"} ] "#).unwrap();
-        assert_eq!(r.count, 4);
-        let mut seen = Vec::new();
-        r.each(|v| {
-            seen.push(v);
-            Ok(())
-        })
-        .unwrap();
+        assert_eq!(r.count(), 4);
+        let seen: Vec<Value> = (0..r.count()).map(|i| r.parse(i).unwrap()).collect();
         assert_eq!(
             seen,
             [
@@ -631,18 +600,7 @@ mod tests {
                 serde_json::json!({"name": "d"})
             ]
         );
-        let mut calls = 0;
-        let err = r
-            .each(|_| {
-                calls += 1;
-                match calls {
-                    2 => Err(AppError::validation("x", "stop here")),
-                    _ => Ok(()),
-                }
-            })
-            .unwrap_err();
-        assert_eq!((calls, err.to_string().contains("stop here")), (2, true));
-        assert_eq!(records("[]").unwrap().count, 0);
+        assert_eq!(records("[]").unwrap().count(), 0);
 
         for (text, says) in [
             ("{not json", "not valid JSON"),

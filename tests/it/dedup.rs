@@ -253,7 +253,7 @@ async fn a_merge_fills_empty_fields_and_keeps_differing_values_in_an_event() {
         fields.contains("phone") && fields.contains("company"),
         "{fields}"
     );
-    // A duplicate that brings nothing new changes nothing but is still recorded.
+    // A duplicate that brings nothing new changes nothing, and writes nothing either.
     let r = create(
         &app,
         json!({"fullName": "Jane Doe", "email": "jane@acme.example"}),
@@ -266,7 +266,7 @@ async fn a_merge_fills_empty_fields_and_keeps_differing_values_in_an_event() {
             .iter()
             .filter(|e| e["kind"] == "merged")
             .count(),
-        3
+        2
     );
 }
 
@@ -585,7 +585,7 @@ enum How {
     OneByOne,
     Batched,
     BatchedWithStoredKeys,
-    /// With the stored keys read and index upkeep deferred (`Placer::defer_index_upkeep`), as a
+    /// With the stored keys read and index upkeep deferred (`bulk::with_deferred_upkeep`), as a
     /// large import into a small table does. Also checks that no statement run meanwhile scans
     /// `leads`, and that the indexes and the full-text index are whole again afterwards.
     BatchedDeferred,
@@ -611,7 +611,14 @@ async fn place_all(app: &TestApp, inputs: Vec<Value>, stored: usize, how: How) -
                 };
                 let origin = format!("input {i}");
                 match placer {
-                    None => merge::create_or_merge(c, &ctx, changes, now, &origin),
+                    None => merge::create_or_merge(
+                        c,
+                        &ctx,
+                        changes,
+                        now,
+                        &origin,
+                        merge::OnDuplicate::Merge,
+                    ),
                     Some(p) => {
                         let lead = store::build(&ctx, changes, now)?;
                         p.place(c, lead, |f| changes.contains_key(f), &origin)
@@ -639,18 +646,19 @@ async fn place_all(app: &TestApp, inputs: Vec<Value>, stored: usize, how: How) -
                 })?,
                 How::BatchedDeferred => {
                     let schema_before = support::schema(c);
-                    bulk::with_placer(c, &ctx, |c, placer| {
-                        placer.read_stored_keys(c)?;
-                        placer.defer_index_upkeep(c)?;
-                        assert_ne!(support::schema(c), schema_before, "nothing was deferred");
-                        let log = sql_log(c);
-                        for (i, input) in rest {
-                            outcomes.push(place(c, Some(placer), i, input)?);
-                        }
-                        c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-                        let run = std::mem::take(&mut *log.lock().unwrap());
-                        assert_no_scan_of_leads(c, &run);
-                        Ok(())
+                    bulk::with_deferred_upkeep(c, true, |c| {
+                        bulk::with_placer(c, &ctx, |c, placer| {
+                            placer.read_stored_keys(c)?;
+                            assert_ne!(support::schema(c), schema_before, "nothing was deferred");
+                            let log = sql_log(c);
+                            for (i, input) in rest {
+                                outcomes.push(place(c, Some(placer), i, input)?);
+                            }
+                            c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+                            let run = std::mem::take(&mut *log.lock().unwrap());
+                            assert_no_scan_of_leads(c, &run);
+                            Ok(())
+                        })
                     })?;
                     assert_eq!(support::schema(c), schema_before, "indexes and triggers restored");
                     diesel::sql_query(
@@ -844,5 +852,154 @@ async fn batched_placement_stores_and_merges_exactly_as_one_by_one() {
         for (want, got) in expected_rows.iter().zip(rows) {
             assert_eq!(want, got, "{how:?}");
         }
+    }
+}
+
+/// SPEC §11: a fuzzy (name + company) match merges only when no identifying field conflicts.
+/// Hanna Kim <hanna.kim@gmail.com> is not Hannah Kim <hannah.kim@helixbio.com>, however alike
+/// the names: she is created, Hannah's empty phone stays empty (nothing queued for Airtable),
+/// and the pair is listed as a candidate with its score for a person to decide.
+#[tokio::test]
+async fn a_fuzzy_match_with_a_different_email_is_another_person_listed_as_a_candidate() {
+    let app = TestApp::start().await;
+    let hannah = create(
+        &app,
+        json!({"fullName": "Hannah Kim", "company": "Helix Bio", "email": "hannah.kim@helixbio.com"}),
+    )
+    .await;
+    let hannah_id = hannah["lead"]["id"].as_str().unwrap().to_string();
+    let hanna = create(
+        &app,
+        json!({"fullName": "Hanna Kim", "company": "Helix Bio", "email": "hanna.kim@gmail.com", "phone": "+1 555 0142"}),
+    )
+    .await;
+    assert_eq!(hanna["created"], true, "{hanna}");
+    assert!(hanna["duplicateOf"].is_null());
+    assert_eq!(hanna["lead"]["phone"], "+1 555 0142");
+    let stored = app
+        .ok(
+            "query($id: ID!) { lead(id: $id) { phone version } }",
+            json!({"id": hannah_id}),
+        )
+        .await;
+    assert!(stored["lead"]["phone"].is_null(), "{stored}");
+    assert_eq!(stored["lead"]["version"], 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM lead_events WHERE kind = 'merged'")
+            .await,
+        0
+    );
+    let pairs = app
+        .ok(
+            "{ duplicateCandidates { a { id } b { id } matchedBy score } }",
+            json!({}),
+        )
+        .await["duplicateCandidates"]
+        .clone();
+    assert_eq!(pairs.as_array().unwrap().len(), 1, "{pairs}");
+    assert_eq!(pairs[0]["a"]["id"], hannah_id.as_str());
+    assert_eq!(pairs[0]["b"]["id"], hanna["lead"]["id"]);
+    assert_eq!(pairs[0]["matchedBy"], "NAME_COMPANY");
+    assert!(pairs[0]["score"].as_f64().unwrap() >= 0.85);
+
+    // Without an email of her own she is still merged into Hannah (nothing conflicts).
+    let plain = create(
+        &app,
+        json!({"fullName": "Hannah Kim", "company": "Helix Bio Inc", "title": "CSO"}),
+    )
+    .await;
+    assert_eq!(plain["duplicateOf"], hannah_id.as_str(), "{plain}");
+}
+
+/// `onDuplicate`: MERGE (the default) merges, CREATE creates anyway, FAIL refuses with CONFLICT
+/// naming the lead and stores nothing; in `createLeads`, FAIL refuses only the duplicate inputs.
+#[tokio::test]
+async fn on_duplicate_merge_create_or_fail() {
+    let app = TestApp::start().await;
+    let jane = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "jane@acme.example"}),
+    )
+    .await;
+    let jane_id = jane["lead"]["id"].as_str().unwrap().to_string();
+    let q = "mutation($i: LeadInput!, $o: OnDuplicate!) { createLead(input: $i, onDuplicate: $o) { created duplicateOf lead { id } } }";
+    let dup = json!({"fullName": "J. Doe", "email": "JANE@acme.example", "phone": "+1 555 0100"});
+
+    let err = app.err(q, json!({"i": dup, "o": "FAIL"}), "CONFLICT").await;
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains(&jane_id) && message.contains("EMAIL"),
+        "{err}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads WHERE phone IS NOT NULL")
+            .await,
+        0
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM lead_events").await, 1);
+
+    let created = app.ok(q, json!({"i": dup, "o": "CREATE"})).await["createLead"].clone();
+    assert_eq!(created["created"], true);
+    assert_ne!(created["lead"]["id"], jane_id.as_str());
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 2);
+
+    let bulk = app
+        .ok(
+            "mutation($i: [LeadInput!]!) { createLeads(inputs: $i, onDuplicate: FAIL) { created merged failed results { index created error } } }",
+            json!({"i": [{"fullName": "New Person"}, {"fullName": "Jane Again", "email": "jane@acme.example"}]}),
+        )
+        .await["createLeads"]
+        .clone();
+    assert_eq!(
+        (&bulk["created"], &bulk["merged"], &bulk["failed"]),
+        (&json!(1), &json!(0), &json!(1)),
+        "{bulk}"
+    );
+    assert!(
+        bulk["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate"),
+        "{bulk}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM leads").await, 3);
+}
+
+/// A merge that changes nothing writes nothing: the same duplicate sent twice leaves one set of
+/// events, one outbox row and one version bump (from the first merge).
+#[tokio::test]
+async fn a_merge_that_changes_nothing_writes_nothing() {
+    let app = TestApp::start().await;
+    let jane = create(
+        &app,
+        json!({"fullName": "Jane Doe", "email": "jane@acme.example", "title": "CTO"}),
+    )
+    .await;
+    let id = jane["lead"]["id"].as_str().unwrap().to_string();
+    let dup = json!({"fullName": "Jane Doe", "email": "jane@acme.example", "title": "CEO", "phone": "+1 555 0100"});
+    let first = create(&app, dup.clone()).await;
+    assert_eq!(first["lead"]["version"], 2);
+    let counts = || async {
+        (
+            app.count("SELECT COUNT(*) AS n FROM lead_events").await,
+            app.count("SELECT COUNT(*) AS n FROM outbox").await,
+            app.count("SELECT COALESCE(SUM(version), 0) AS n FROM leads")
+                .await,
+        )
+    };
+    let before = counts().await;
+    for input in [
+        dup,
+        json!({"fullName": "Jane Doe", "email": "JANE@acme.example"}),
+    ] {
+        let again = create(&app, input).await;
+        assert_eq!(again["duplicateOf"], id.as_str());
+        assert_eq!(again["lead"]["version"], 2);
+        assert_eq!(
+            counts().await,
+            before,
+            "a merge that changed nothing wrote something"
+        );
     }
 }

@@ -147,6 +147,7 @@ async fn a_json_dump_over_http_imports_back_exactly_and_a_second_import_adds_not
     let db = leadcache::app::open_database(&config).unwrap();
     let mut conn = db.conn().unwrap();
     // Into an empty table, index upkeep is deferred to the end: the schema comes back whole.
+    crate::support::count_deferred_inserts(&mut conn);
     let schema = crate::support::schema(&mut conn);
     let stats = leadcache::transfer::dump::import(&mut conn, &file).unwrap();
     assert_eq!(
@@ -154,6 +155,7 @@ async fn a_json_dump_over_http_imports_back_exactly_and_a_second_import_adds_not
         (5, 0, 0, 2),
         "{stats:?}"
     );
+    assert_eq!(crate::support::deferred_inserts(&mut conn), 5);
     assert_eq!(crate::support::schema(&mut conn), schema);
     diesel::sql_query("INSERT INTO leads_fts (leads_fts, rank) VALUES ('integrity-check', 1)")
         .execute(&mut conn)

@@ -30,7 +30,10 @@ async fn run(app: &TestApp, paths: Vec<PathBuf>, dry_run: bool) -> Vec<FileRepor
             &mut conn,
             &ctx,
             &paths,
-            dry_run,
+            legacy::Options {
+                dry_run,
+                ..Default::default()
+            },
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap()
@@ -294,9 +297,14 @@ async fn a_large_import_into_a_small_table_defers_index_upkeep_and_rolls_back_wh
         "a dry run wrote something"
     );
 
-    // A failure half way (after the indexes were dropped) rolls back the schema as well.
-    app.execute("CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Person 1500' BEGIN SELECT RAISE(ABORT, 'boom'); END;")
-        .await;
+    // A failure half way rolls back the schema as well. The trigger only fires while
+    // `leads_created_at` is dropped, so the import fails here only if it deferred index upkeep.
+    app.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON leads WHEN new.full_name = 'Person 1500' \
+                 AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'leads_created_at') \
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+    )
+    .await;
     let with_boom = app.schema().await;
     let failed = run(&app, vec![file.clone()], false).await;
     assert!(
@@ -362,5 +370,118 @@ async fn a_large_import_into_a_small_table_defers_index_upkeep_and_rolls_back_wh
         new["leads"]["totalCount"],
         i64::try_from(n - 2).unwrap(),
         "the status index counts every lead"
+    );
+}
+
+/// The same legacy file imported twice: the second import stores nothing new (no lead, event,
+/// note, outbox row or version bump; only its own `import_log` row), and says every record was
+/// merged.
+#[tokio::test]
+async fn importing_the_same_file_twice_changes_nothing_the_second_time() {
+    let app = TestApp::start().await;
+    let file = app.dir.path().join("leads.json");
+    let records = json!([
+        {"full_name": "Jane Doe", "email": "jane@acme.example", "title": "CTO", "notes": ["met at a fair", "wants a demo"]},
+        {"fullName": "Jane Doe", "email": "JANE@acme.example", "title": "CEO", "phone": "+1 555 0100"},
+        {"name": "Bob Stone", "company": "Stone Works", "notes": "called back"}
+    ]);
+    std::fs::write(&file, records.to_string()).unwrap();
+    let first = run(&app, vec![file.clone()], false).await;
+    assert_eq!((first[0].imported, first[0].merged), (2, 1));
+    let after_first = tables(&app).await;
+    let notes = app
+        .count("SELECT COUNT(*) AS n FROM lead_events WHERE kind = 'note'")
+        .await;
+    assert_eq!(notes, 3);
+
+    let second = run(&app, vec![file.clone()], false).await;
+    assert_eq!(
+        (second[0].imported, second[0].merged, second[0].failed),
+        (0, 3, 0)
+    );
+    let after_second = tables(&app).await;
+    assert_eq!(
+        after_second[3],
+        after_first[3] + 1,
+        "one more import_log row"
+    );
+    assert_eq!(
+        [
+            after_second[0],
+            after_second[1],
+            after_second[2],
+            after_second[4]
+        ],
+        [
+            after_first[0],
+            after_first[1],
+            after_first[2],
+            after_first[4]
+        ],
+        "leads, events, outbox rows and versions are as after the first import"
+    );
+}
+
+/// `--on-duplicate`: `create` stores a duplicate as a lead of its own, `fail` skips it as a
+/// failed record naming the lead it duplicates (and stores the rest).
+#[tokio::test]
+async fn on_duplicate_create_and_fail_in_an_import() {
+    let app = TestApp::start().await;
+    let existing = app
+        .create_lead(json!({"fullName": "Jane Doe", "email": "jane@acme.example"}))
+        .await;
+    let file = app.dir.path().join("leads.json");
+    std::fs::write(
+        &file,
+        json!([
+            {"full_name": "Jane D.", "email": "jane@acme.example", "phone": "+1 555 0100"},
+            {"full_name": "Bob Stone"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let import = |on_duplicate| {
+        let db = app.db().clone();
+        let ctx = app.state().write_ctx("import");
+        let paths = vec![file.clone()];
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn().unwrap();
+            legacy::import(
+                &mut conn,
+                &ctx,
+                &paths,
+                legacy::Options {
+                    dry_run: false,
+                    on_duplicate,
+                },
+                &indicatif::ProgressBar::hidden(),
+            )
+            .unwrap()
+        })
+    };
+    use leadcache::leads::merge::OnDuplicate;
+    let failed = import(OnDuplicate::Fail).await.unwrap();
+    let r = &failed[0];
+    assert_eq!((r.imported, r.merged, r.failed), (1, 0, 1));
+    assert!(
+        r.errors[0]
+            .message
+            .contains(existing["id"].as_str().unwrap())
+            && r.errors[0].message.contains("EMAIL"),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads WHERE phone IS NOT NULL")
+            .await,
+        0,
+        "the refused duplicate filled nothing"
+    );
+    let created = import(OnDuplicate::Create).await.unwrap();
+    assert_eq!((created[0].imported, created[0].merged), (2, 0));
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM leads WHERE email_key = 'jane@acme.example'")
+            .await,
+        2
     );
 }

@@ -139,6 +139,7 @@ proptest! {
             actor: "prop".into(),
             sync_enabled: false,
             statuses: leadcache::config::DEFAULT_STATUSES.split(',').map(String::from).collect(),
+            delete_grace: std::time::Duration::from_secs(600),
         };
         let count = |c: &mut diesel::SqliteConnection| -> (i64, i64, i64) {
             use diesel::prelude::*;

@@ -187,3 +187,30 @@ pub fn schema(c: &mut diesel::SqliteConnection) -> Vec<(String, String)> {
     .map(|i| (i.name, i.sql))
     .collect()
 }
+
+/// Makes `c`'s database count the leads inserted while `leads_created_at` is dropped, that is
+/// with index upkeep deferred (`bulk::with_deferred_upkeep`); read with [`deferred_inserts`].
+pub fn count_deferred_inserts(c: &mut diesel::SqliteConnection) {
+    use diesel::connection::SimpleConnection;
+    c.batch_execute(
+        "CREATE TABLE deferred_inserts (rid INTEGER); \
+         CREATE TRIGGER count_deferred_inserts AFTER INSERT ON leads \
+         WHEN NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'leads_created_at') \
+         BEGIN INSERT INTO deferred_inserts VALUES (new.rid); END;",
+    )
+    .expect("count_deferred_inserts");
+}
+
+/// How many leads went in with index upkeep deferred (see [`count_deferred_inserts`]).
+pub fn deferred_inserts(c: &mut diesel::SqliteConnection) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT COUNT(*) AS n FROM deferred_inserts")
+        .get_result::<N>(c)
+        .expect("deferred_inserts")
+        .n
+}

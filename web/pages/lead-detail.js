@@ -7,7 +7,7 @@ import { loadStatuses } from './lead-filters.js';
 
 const LEAD_FIELDS = `id airtableId fullName email company title linkedinUrl website phone location industry
   companySize status source score verified enriched needsEnrichment scrapedAt enrichedAt contactedAt
-  createdAt updatedAt deletedAt version extra remoteModifiedAt syncedAt syncState pendingFields`;
+  createdAt updatedAt deletedAt version extra remoteModifiedAt syncedAt syncState pendingFields deletePushedAfter`;
 export const LEAD_Q = `query Lead($id: ID!) { lead(id: $id) { ${LEAD_FIELDS} } }`;
 export const HISTORY_Q = `query LeadHistory($id: ID!) { lead(id: $id) { id
   events(first: 100) { id kind actor changes message at } } }`;
@@ -19,7 +19,7 @@ const UPDATE_M = `mutation UpdateLead($id: ID!, $patch: LeadPatch!, $expectedVer
   updateLead(id: $id, patch: $patch, expectedVersion: $expectedVersion) { id status version syncState } }`;
 const NOTE_M = 'mutation AddNote($leadId: ID!, $text: String!) { addNote(leadId: $leadId, text: $text) { id kind at } }';
 const DELETE_M = 'mutation DeleteLead($id: ID!) { deleteLead(id: $id) { id deletedAt } }';
-const RESTORE_M = 'mutation RestoreLead($id: ID!) { restoreLead(id: $id) { id deletedAt } }';
+const RESTORE_M = 'mutation RestoreLead($id: ID!) { restoreLead(id: $id) { id deletedAt events(first: 1) { message } } }';
 
 const link = (url) => {
   if (!url) return '—';
@@ -130,10 +130,10 @@ export function mount(root, { id, bus, navigate }) {
 
     const del = l.deletedAt
       ? h('button', { type: 'button', class: 'btn', 'data-testid': 'btn-restore', onclick: (e) => runAction(e.currentTarget,
-        () => gql(RESTORE_M, { id: l.id }), 'Lead restored').then((d) => { if (d) reloadAll(); }) }, 'Restore')
+        () => gql(RESTORE_M, { id: l.id }), (d) => `Lead restored: ${(d && d.restoreLead.events[0] && d.restoreLead.events[0].message) || 'done'}`).then((d) => { if (d) reloadAll(); }) }, 'Restore')
       : h('button', { type: 'button', class: 'btn btn-danger', 'data-testid': 'btn-delete', onclick: (e) => {
         const btn = e.currentTarget;
-        if (!window.confirm(`Delete “${l.fullName}”? It can be restored later.`)) return;
+        if (!window.confirm(`Delete “${l.fullName}”? Its Airtable record is deleted after a grace period (SYNC_DELETE_GRACE, 10 minutes by default); restoring it before then undoes the delete everywhere, restoring it later creates a new Airtable record.`)) return;
         runAction(btn, () => gql(DELETE_M, { id: l.id }), 'Lead deleted').then((d) => { if (d) reloadAll(); });
       } }, 'Delete');
     return h('div', { class: 'card lead-actions' }, h('h2', null, 'Actions'), statusForm, noteForm, h('div', { class: 'actions' }, del));
@@ -143,7 +143,9 @@ export function mount(root, { id, bus, navigate }) {
     const pending = l.pendingFields || [];
     return [
       l.deletedAt ? h('div', { class: 'banner banner-warn', role: 'status', 'data-testid': 'lead-deleted-banner' },
-        `This lead was deleted on ${fmtDate(l.deletedAt)}.`) : null,
+        `This lead was deleted on ${fmtDate(l.deletedAt)}. ` + (l.deletePushedAfter
+          ? `Its Airtable record will be deleted after ${fmtDate(l.deletePushedAfter)}; restoring it before then undoes the delete, and Airtable never sees it.`
+          : (l.syncedAt && !l.airtableId ? 'Its Airtable record was deleted: restoring it creates a new one.' : ''))) : null,
       h('div', { class: 'grid-2' },
         h('section', { class: 'card' }, h('h2', null, 'Fields'), dl(FIELD_ROWS, l, 'lead-fields')),
         h('div', null,

@@ -119,9 +119,21 @@ pub async fn server_for(
     policy: ConflictPolicy,
     database: Option<std::path::PathBuf>,
 ) -> TestApp {
+    server_tweaked(sim, policy, database, |_| {}).await
+}
+
+/// [`server_for`], with `tweak` applied to the configuration last. Deletes are pushed at once
+/// here (`SYNC_DELETE_GRACE` 0) unless `tweak` sets a grace: the tests of the grace do.
+pub async fn server_tweaked(
+    sim: &SimHandle,
+    policy: ConflictPolicy,
+    database: Option<std::path::PathBuf>,
+    tweak: impl FnOnce(&mut leadcache::config::Config),
+) -> TestApp {
     let url = sim.url();
     TestApp::start_synced(
         move |c| {
+            c.sync_delete_grace = Duration::ZERO;
             if let Some(db) = database {
                 c.backup_dir = db.with_file_name("backups");
                 c.database_path = db;
@@ -137,6 +149,7 @@ pub async fn server_for(
                 lead_id_field: "Lead ID".into(),
                 rate_limit: 5,
             });
+            tweak(c);
         },
         fast_options(),
     )

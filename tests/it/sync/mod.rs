@@ -1,6 +1,6 @@
 //! The sync engine against the Airtable simulator, asserting the data on both sides.
 
-mod fixture;
+pub mod fixture;
 mod push;
 mod restore;
 

@@ -1,0 +1,338 @@
+//! What one GraphQL operation may cost (SPEC §14), checked before anything runs.
+//!
+//! **Cost, not field count.** async-graphql counts every field 1 and a list once, whatever its
+//! length; so 600 aliases of `duplicateCandidates(first: 1000)` counted 600 and ran for 32 s. Here
+//! a list field costs its length times what is asked of each item ([`list`]: `first`, its
+//! default included, times the child selection), and the fields that do real work cost what
+//! that work is worth ([`COST_SEARCH`], [`COST_SCAN`], [`COST_REPORT`], ...), with the
+//! `#[graphql(complexity = ...)]` of each field. The [`Limits`] extension then compares the total
+//! with the caller's role budget ([`budget`]) and refuses an operation over it at once with
+//! `LIMIT`, naming its cost and the budget.
+//!
+//! | role | budget | what fits |
+//! |---|---|---|
+//! | read | [`BUDGET_READ`] | `leads(first: 1000)` with 30 fields of each lead, or 40 searches of 20 |
+//! | write | [`BUDGET_WRITE`] | the same, plus `createLeads` of 5,000 inputs |
+//! | admin | [`BUDGET_ADMIN`] | four times a read |
+//!
+//! **Depth, without introspection.** Data queries stay limited to [`MAX_DEPTH`] levels. The
+//! standard introspection queries (graphql-js `getIntrospectionQuery`, GraphiQL's, Apollo's) nest
+//! about 14 levels through `__schema`/`__type` and the `TypeRef` fragment, so the depth is
+//! counted here, in the parse hook, without the fields under `__schema` and `__type`.
+//! Introspection has limits of its own, made for what it can cost: the `ofType` chain is one
+//! object a level (bounded by the parser's recursion limit), but lists inside lists multiply
+//! (`types { fields { type { fields { ... } } } }` grows with the schema's size to the power of
+//! the nesting). The standard queries nest at most three lists (`types > fields > args`), so an
+//! operation may nest at most [`MAX_INTROSPECTION_LISTS`] introspection lists and hold at most
+//! [`MAX_INTROSPECTION_ROOTS`] `__schema`/`__type` fields.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult, Variables};
+
+use crate::auth::{Caller, Role};
+
+/// Deepest data query accepted (a lead's events' ... nesting is about 5 deep in practice).
+pub const MAX_DEPTH: usize = 12;
+/// Most introspection lists (`types`, `fields`, `args`, ...) nested inside each other.
+pub const MAX_INTROSPECTION_LISTS: usize = 3;
+/// Most `__schema` and `__type` fields in one operation (aliases and fragment uses included).
+pub const MAX_INTROSPECTION_ROOTS: usize = 4;
+/// Budget of a `read` caller.
+pub const BUDGET_READ: usize = 50_000;
+/// Budget of a `write` caller: a `createLeads` of 5,000 inputs costs 5,000 plus its selection.
+pub const BUDGET_WRITE: usize = 60_000;
+/// Budget of an `admin` caller.
+pub const BUDGET_ADMIN: usize = 200_000;
+/// A full-text search: the index walk and ranking, on top of its rows.
+pub const COST_SEARCH: usize = 200;
+/// A scan of every live lead's duplicate keys (`duplicateCandidates`).
+pub const COST_SCAN: usize = 20_000;
+/// The whole report (counts, funnel, medians over the history).
+pub const COST_REPORT: usize = 5_000;
+/// One lead's duplicate lookups (`Lead.duplicates`: three index lookups and a block).
+pub const COST_LOOKUP: usize = 50;
+/// `cacheStatus`: a dozen counts over the leads and the outbox.
+pub const COST_STATUS: usize = 50;
+/// A lead fetched from Airtable when it is not in the cache (`lead(id: "rec…")`).
+pub const COST_READ_THROUGH: usize = 100;
+/// Rows a list without a `first` argument may return (`conflicts`, `outbox`, `backups`, ...).
+pub const UNPAGED_ROWS: usize = 1_000;
+
+/// The budget of a role.
+pub fn budget(role: Role) -> usize {
+    match role {
+        Role::Read => BUDGET_READ,
+        Role::Write => BUDGET_WRITE,
+        Role::Admin => BUDGET_ADMIN,
+    }
+}
+
+/// The cost of a list field: each of its `first` items (`default` when not given; a negative or
+/// huge value is refused later by the field itself, and is counted as the cap here) costs the
+/// selection under it, plus 1 for the field.
+pub fn list(first: Option<i32>, default: usize, child: usize) -> usize {
+    let n = first.map_or(default, |n| usize::try_from(n).unwrap_or(0));
+    n.min(crate::leads::query::MAX_FIRST as usize)
+        .max(1)
+        .saturating_mul(child.max(1))
+        .saturating_add(1)
+}
+
+/// The cost of a list field that takes no `first`: as many rows as it may return.
+pub fn unpaged(child: usize) -> usize {
+    list(None, UNPAGED_ROWS, child)
+}
+
+/// The extension that applies the depth limit and the role budgets (see the module doc).
+pub struct Limits;
+
+impl ExtensionFactory for Limits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(LimitsExtension)
+    }
+}
+
+struct LimitsExtension;
+
+fn limit_error(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let mut ext = ErrorExtensionValues::default();
+    ext.set("code", "LIMIT");
+    error.extensions = Some(ext);
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for LimitsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let (roots, lists) = introspection(&doc);
+        if lists > MAX_INTROSPECTION_LISTS {
+            return Err(limit_error(format!(
+                "the introspection query is nested too deep: it has {lists} lists (types, fields, \
+                 args, ...) inside each other, at most {MAX_INTROSPECTION_LISTS} are allowed"
+            )));
+        }
+        if roots > MAX_INTROSPECTION_ROOTS {
+            return Err(limit_error(format!(
+                "the query asks for __schema or __type {roots} times; at most \
+                 {MAX_INTROSPECTION_ROOTS} are allowed"
+            )));
+        }
+        let depth = data_depth(&doc);
+        if depth > MAX_DEPTH {
+            return Err(limit_error(format!(
+                "the query is nested {depth} levels deep; at most {MAX_DEPTH} are allowed \
+                 (introspection under __schema and __type is not counted)"
+            )));
+        }
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let role = ctx.data_opt::<Caller>().map_or(Role::Read, |c| c.role);
+        let budget = budget(role);
+        if result.complexity > budget {
+            return Err(vec![limit_error(format!(
+                "the query costs {} and the {} role's budget is {budget} per operation: ask \
+                 for fewer rows (first), fewer fields or fewer aliases, or split it into \
+                 several requests",
+                result.complexity,
+                role.as_str()
+            ))]);
+        }
+        Ok(result)
+    }
+}
+
+/// The depth of the deepest operation of `doc`, not counting what lies under `__schema` and
+/// `__type`. A fragment spread counts the fragment's depth; a cycle of fragments (refused by
+/// validation later) is cut.
+pub fn data_depth(doc: &ExecutableDocument) -> usize {
+    let mut deepest = 0;
+    for (_, op) in doc.operations.iter() {
+        let mut path = HashSet::new();
+        deepest = deepest.max(set_depth(doc, &op.node.selection_set.node, &mut path));
+    }
+    deepest
+}
+
+fn set_depth<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    path: &mut HashSet<&'a str>,
+) -> usize {
+    let mut deepest = 0;
+    for item in &set.items {
+        let depth = match &item.node {
+            Selection::Field(field) => {
+                let name = field.node.name.node.as_str();
+                if name == "__schema"
+                    || name == "__type"
+                    || field.node.selection_set.node.items.is_empty()
+                {
+                    1
+                } else {
+                    1 + set_depth(doc, &field.node.selection_set.node, path)
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                set_depth(doc, &inline.node.selection_set.node, path)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match doc.fragments.get(&spread.node.fragment_name.node) {
+                    Some(fragment) if path.insert(name) => {
+                        let d = set_depth(doc, &fragment.node.selection_set.node, path);
+                        path.remove(name);
+                        d
+                    }
+                    _ => 0,
+                }
+            }
+        };
+        deepest = deepest.max(depth);
+    }
+    deepest
+}
+
+/// The introspection fields that return lists.
+const INTROSPECTION_LISTS: [&str; 8] = [
+    "types",
+    "fields",
+    "inputFields",
+    "interfaces",
+    "possibleTypes",
+    "enumValues",
+    "args",
+    "directives",
+];
+
+/// How many `__schema`/`__type` fields the operations of `doc` hold (each use of a fragment
+/// counted), and the most introspection lists nested inside each other under one of them.
+pub fn introspection(doc: &ExecutableDocument) -> (usize, usize) {
+    let mut walk = Walk {
+        doc,
+        roots: 0,
+        lists: 0,
+        path: HashSet::new(),
+    };
+    for (_, op) in doc.operations.iter() {
+        walk.set(&op.node.selection_set.node, None);
+    }
+    (walk.roots, walk.lists)
+}
+
+struct Walk<'a> {
+    doc: &'a ExecutableDocument,
+    roots: usize,
+    lists: usize,
+    /// Fragments being walked (a cycle, refused by validation later, is cut).
+    path: HashSet<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    /// `inside`: `Some(n)` under an introspection root, with `n` lists above.
+    fn set(&mut self, set: &'a SelectionSet, inside: Option<usize>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let inside = match inside {
+                        None if name == "__schema" || name == "__type" => {
+                            self.roots += 1;
+                            Some(0)
+                        }
+                        Some(n) if INTROSPECTION_LISTS.contains(&name) => {
+                            self.lists = self.lists.max(n + 1);
+                            Some(n + 1)
+                        }
+                        other => other,
+                    };
+                    self.set(&field.node.selection_set.node, inside);
+                }
+                Selection::InlineFragment(inline) => {
+                    self.set(&inline.node.selection_set.node, inside);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if let Some(fragment) = self.doc.fragments.get(&spread.node.fragment_name.node)
+                        && self.path.insert(name)
+                    {
+                        self.set(&fragment.node.selection_set.node, inside);
+                        self.path.remove(name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth(q: &str) -> usize {
+        data_depth(&async_graphql::parser::parse_query(q).unwrap())
+    }
+
+    #[test]
+    fn depth_counts_data_fields_and_fragments_but_not_introspection() {
+        assert_eq!(depth("{ a }"), 1);
+        assert_eq!(depth("{ a { b { c } } }"), 3);
+        assert_eq!(depth("{ a { ...F } } fragment F on T { b { c } }"), 3);
+        assert_eq!(depth("{ ... on Q { a { b } } }"), 2);
+        assert_eq!(
+            depth("{ __schema { types { fields { type { ofType { ofType { name } } } } } } }"),
+            1
+        );
+        assert_eq!(depth("{ a ...F } fragment F on Q { ...F b { c } }"), 2);
+    }
+
+    #[test]
+    fn introspection_counts_roots_and_nested_lists() {
+        let doc = |q: &str| async_graphql::parser::parse_query(q).unwrap();
+        assert_eq!(
+            introspection(&doc(
+                "{ __schema { types { fields { args { type { ofType { name } } } } } } }"
+            )),
+            (1, 3)
+        );
+        assert_eq!(
+            introspection(&doc(
+                "{ a: __type(name: \"A\") { ...F } b: __type(name: \"B\") { ...F } } fragment F on __Type { fields { type { fields { name } } } }"
+            )),
+            (2, 2)
+        );
+        assert_eq!(
+            introspection(&doc("{ leads { nodes { fields: id } } }")),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn a_list_costs_its_rows_times_its_selection() {
+        assert_eq!(list(Some(1000), 50, 10), 10_001);
+        assert_eq!(list(None, 50, 10), 501);
+        assert_eq!(list(Some(-5), 50, 10), 11);
+        assert_eq!(list(Some(i32::MAX), 50, 1), 1001);
+        assert_eq!(unpaged(2), 2001);
+    }
+}
