@@ -245,6 +245,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("status", "won".into()), ("scoreMin", "20".into())],
     )
     .unwrap();
@@ -263,7 +264,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         "extra is JSON text, quoted safely"
     );
 
-    leadcache::transfer::cli::export(&config, "csv", Some(&out), &[]).unwrap();
+    leadcache::transfer::cli::export(&config, "csv", Some(&out), false, &[]).unwrap();
     assert_eq!(
         csv::Reader::from_path(&out).unwrap().records().count(),
         4,
@@ -273,6 +274,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("includeDeleted", "true".into())],
     )
     .unwrap();
@@ -281,6 +283,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("enriched", "perhaps".into())],
     )
     .unwrap_err();
