@@ -53,9 +53,9 @@ impl Caller {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
-                "this needs the {} role; token {:?} has {}",
+                "this needs the {} role; token {} has {}",
                 role.as_str(),
-                self.name,
+                crate::error::quote(&self.name),
                 self.role.as_str()
             )))
         }

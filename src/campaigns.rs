@@ -9,6 +9,9 @@
 //! Member status: `draft` -> `sent` -> `replied`, or `bounced`. `sentAt` is set the first time a
 //! member moves to `sent` (or straight to `replied`/`bounced`: both imply it was sent);
 //! `repliedAt` the first time it moves to `replied`. Moving back does not clear them.
+//!
+//! Texts follow the character rule of `leads::validate::chars`: name and subject are single
+//! lines; description and body may hold tabs and line breaks (LF or CRLF).
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -16,9 +19,10 @@ use serde_json::Map;
 
 use crate::db::models::{Campaign, CampaignLead};
 use crate::db::schema::{campaign_leads, campaigns, leads};
-use crate::error::AppError;
+use crate::error::{AppError, quote};
 use crate::leads::WriteCtx;
 use crate::leads::history::{self, kind};
+use crate::leads::validate::{self, Lines};
 
 pub const STATUSES: &[&str] = &["draft", "sent", "replied", "bounced"];
 pub const MAX_NAME: usize = 200;
@@ -28,7 +32,13 @@ pub const MAX_BODY: usize = 50_000;
 /// Most leads one `addLeadsToCampaign` call takes.
 pub const MAX_ADD: usize = 5_000;
 
-fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, AppError> {
+/// A campaign text, trimmed, `None` when blank; characters as `leads::validate::chars`.
+fn text(
+    field: &str,
+    v: Option<&str>,
+    max: usize,
+    lines: Lines,
+) -> Result<Option<String>, AppError> {
     let Some(s) = v.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -38,11 +48,7 @@ fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, AppE
             format!("is longer than {max} characters"),
         ));
     }
-    if s.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(AppError::validation(field, "contains control characters"));
-    }
+    validate::chars(field, s, lines)?;
     Ok(Some(s.to_string()))
 }
 
@@ -52,16 +58,17 @@ pub fn create(
     name: &str,
     description: Option<&str>,
 ) -> Result<Campaign, AppError> {
-    let name = text("name", Some(name), MAX_NAME)?
+    let name = text("name", Some(name), MAX_NAME, Lines::Single)?
         .ok_or_else(|| AppError::validation("name", "must not be blank"))?;
-    let description = text("description", description, MAX_DESCRIPTION)?;
+    let description = text("description", description, MAX_DESCRIPTION, Lines::Multi)?;
     let taken: i64 = campaigns::table
         .filter(campaigns::name.eq(&name))
         .count()
         .get_result(conn)?;
     if taken > 0 {
         return Err(AppError::Conflict(format!(
-            "a campaign named {name:?} exists already"
+            "a campaign named {} exists already",
+            quote(&name)
         )));
     }
     let now = crate::time::now();
@@ -128,7 +135,7 @@ pub fn add_leads(
         .select(campaign_leads::lead_id)
         .load(conn)?;
     let now = crate::time::now();
-    let message = format!("added to campaign {:?}", campaign.name);
+    let message = format!("added to campaign {}", quote(&campaign.name));
     let mut added = 0;
     for id in ids.iter().filter(|id| !members.contains(id)) {
         let row = CampaignLead {
@@ -190,10 +197,10 @@ pub fn update_member(
         .ok_or_else(|| AppError::not_found(format!("lead {lead_id} in campaign {campaign_id}")))?;
     let old = row.clone();
     if let Some(s) = &patch.subject {
-        row.subject = text("subject", s.as_deref(), MAX_SUBJECT)?;
+        row.subject = text("subject", s.as_deref(), MAX_SUBJECT, Lines::Single)?;
     }
     if let Some(b) = &patch.body {
-        row.body = text("body", b.as_deref(), MAX_BODY)?;
+        row.body = text("body", b.as_deref(), MAX_BODY, Lines::Multi)?;
     }
     let now = crate::time::now();
     if let Some(status) = &patch.status {
@@ -202,7 +209,8 @@ pub fn update_member(
             return Err(AppError::validation(
                 "status",
                 format!(
-                    "{status:?} is not a campaign status ({})",
+                    "{} is not a campaign status ({})",
+                    quote(&status),
                     STATUSES.join(", ")
                 ),
             ));
@@ -229,7 +237,7 @@ pub fn update_member(
     if row.subject != old.subject || row.body != old.body {
         what.push("message edited".to_string());
     }
-    let message = format!("campaign {:?}: {}", campaign.name, what.join(", "));
+    let message = format!("campaign {}: {}", quote(&campaign.name), what.join(", "));
     history::record(
         conn,
         &lead.id,

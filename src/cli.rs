@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::Role;
 use crate::config::{Config, Source};
+use crate::error::quote;
 
 macro_rules! setting_flags {
     ($($field:ident $(| $alias:literal)? => $var:literal),* $(,)?) => {
@@ -142,9 +143,12 @@ pub enum Command {
         /// csv or json.
         #[arg(long, default_value = "csv")]
         format: String,
-        /// Write here instead of standard output.
+        /// Write here instead of standard output (created with mode 0600).
         #[arg(short, long)]
         output: Option<std::path::PathBuf>,
+        /// Start the CSV with a UTF-8 byte order mark, so Excel reads it as UTF-8.
+        #[arg(long)]
+        bom: bool,
         #[command(flatten)]
         filter: ExportFilter,
     },
@@ -206,7 +210,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Err(e) if e.not_found() => {}
         Err(e) => anyhow::bail!("cannot read .env: {e}"),
     }
-    let config = Config::load(&Source::from_env(cli.settings.overrides()))?;
+    let source = Source::from_env(cli.settings.overrides());
+    let config = match cli.command {
+        // The simulator reads the Airtable settings as its own (`Config::load_for_simulator`).
+        Command::AirtableSim(_) => Config::load_for_simulator(&source)?,
+        _ => Config::load(&source)?,
+    };
     crate::app::init_logging(&config);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
@@ -289,8 +298,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export {
             format,
             output,
+            bom,
             filter,
-        } => crate::transfer::cli::export(&config, &format, output.as_deref(), &filter.pairs()),
+        } => {
+            crate::transfer::cli::export(&config, &format, output.as_deref(), bom, &filter.pairs())
+        }
         Command::Sync { what } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -331,8 +343,9 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{secret}");
             eprintln!(
-                "token {:?} ({}) created; it is shown only this once",
-                row.name, row.role
+                "token {} ({}) created; it is shown only this once",
+                quote(&row.name),
+                row.role
             );
         }
         TokenCommand::List => {
@@ -359,9 +372,9 @@ fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { name } => {
             if !crate::tokens::revoke(&mut conn, &name)? {
-                anyhow::bail!("no live token named {name:?}");
+                anyhow::bail!("no live token named {}", quote(&name));
             }
-            println!("token {name:?} revoked");
+            println!("token {} revoked", quote(&name));
         }
     }
     Ok(())
@@ -520,7 +533,8 @@ pub struct ExportFilter {
 }
 
 impl ExportFilter {
-    /// The flags as the name/value pairs of `transfer::filter` (GraphQL names).
+    /// The flags as the name/value pairs of `transfer::filter` (GraphQL names; the flags are
+    /// those names in kebab case, and `transfer::cli::export` names the flag in its errors).
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut out: Vec<(&'static str, String)> = Vec::new();
         out.extend(self.status.iter().map(|s| ("status", s.clone())));

@@ -10,7 +10,7 @@
 //! | `LEAD_DATABASE_PATH` (alias `LEAD_CACHE_DB_PATH`) | `data/leads.db` | SQLite file, created 0600 with its folder |
 //! | `LEADCACHE_BIND` | `127.0.0.1:8080` | listen address |
 //! | `AIRTABLE_API_KEY` / `AIRTABLE_API_KEY_FILE` | none | token, or a file re-read before every sync run |
-//! | `AIRTABLE_BASE_ID`, `AIRTABLE_TABLE` | none, `Leads` | where the leads live |
+//! | `AIRTABLE_BASE_ID`, `AIRTABLE_TABLE` | none, `Leads` | where the leads live; a base id needs a token (`AIRTABLE_API_KEY` or `_FILE`), else the program stops at start naming both (`airtable-sim` excepted: it serves any token then) |
 //! | `AIRTABLE_API_URL` | `https://api.airtable.com` | base URL (simulator, proxy) |
 //! | `AIRTABLE_FIELD_MAP` | built in | TOML file: local field = "Airtable field" |
 //! | `AIRTABLE_MODIFIED_FIELD` | `Last Modified` | last-modified-time field for incremental pulls |
@@ -34,15 +34,35 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A setting that failed validation. The message names the variable (and the flag).
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {var} (--{flag}) = {value:?}: {reason}")]
+/// A setting that failed validation. The message names the variable (and the flag), and the
+/// value as it was written (`crate::error::quote`: Unicode kept, controls escaped), or that it is
+/// missing when `value` is empty.
+#[derive(Debug)]
 pub struct ConfigError {
     pub var: &'static str,
     pub flag: String,
     pub value: String,
     pub reason: String,
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ConfigError {
+            var,
+            flag,
+            value,
+            reason,
+        } = self;
+        if value.is_empty() {
+            write!(f, "{var} (--{flag}) is not set: {reason}")
+        } else {
+            let value = crate::error::quote(value);
+            write!(f, "invalid {var} (--{flag}) = {value}: {reason}")
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// A secret string: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -275,6 +295,18 @@ fn positive_f64(src: &Source, var: &'static str, default: f64) -> Result<f64, Co
 impl Config {
     /// Reads and validates every setting.
     pub fn load(src: &Source) -> Result<Config, ConfigError> {
+        Self::load_with(src, true)
+    }
+
+    /// [`Config::load`] for `leadcache airtable-sim`: the simulator reads `AIRTABLE_API_KEY`,
+    /// `AIRTABLE_BASE_ID` and `AIRTABLE_TABLE` as its own settings (a base without a token is
+    /// how it serves one base to any token), so the Airtable client settings are not checked and
+    /// `airtable` is `None`.
+    pub fn load_for_simulator(src: &Source) -> Result<Config, ConfigError> {
+        Self::load_with(src, false)
+    }
+
+    fn load_with(src: &Source, airtable: bool) -> Result<Config, ConfigError> {
         let database_path = src
             .get("LEAD_DATABASE_PATH")
             .or_else(|| src.get("LEAD_CACHE_DB_PATH"))
@@ -352,7 +384,11 @@ impl Config {
         Ok(Config {
             database_path: PathBuf::from(database_path),
             bind,
-            airtable: Self::load_airtable(src)?,
+            airtable: if airtable {
+                Self::load_airtable(src)?
+            } else {
+                None
+            },
             cache_refresh_interval: Duration::from_secs_f64(
                 positive_f64(src, "CACHE_REFRESH_INTERVAL", 2.0)? * 3600.0,
             ),
@@ -406,7 +442,18 @@ impl Config {
             }
             (Some(k), None) => Some(ApiKeySource::Value(Secret::new(k))),
             (None, Some(f)) => Some(ApiKeySource::File(PathBuf::from(f))),
-            (None, None) => None,
+            // Without a token every sync run would fail with 401 long after the start.
+            (None, None) => {
+                return Err(invalid(
+                    "AIRTABLE_API_KEY",
+                    "",
+                    format!(
+                        "AIRTABLE_BASE_ID is set ({base_id}) but neither AIRTABLE_API_KEY nor \
+                         AIRTABLE_API_KEY_FILE is: set one of them to an Airtable personal access \
+                         token, or unset AIRTABLE_BASE_ID for local-only mode"
+                    ),
+                ));
+            }
         };
         let api_url = src
             .get("AIRTABLE_API_URL")
@@ -596,5 +643,14 @@ mod tests {
         assert_eq!(at.table, "Leads");
         assert_eq!(at.rate_limit, 5);
         assert!(!format!("{:?}", at.api_key).contains("pat1"));
+        let err = Config::load(&Source::from_pairs([("AIRTABLE_BASE_ID", "appXYZ")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("AIRTABLE_API_KEY ") && msg.contains("AIRTABLE_API_KEY_FILE"),
+            "{msg}"
+        );
+        let sim = Config::load_for_simulator(&Source::from_pairs([("AIRTABLE_BASE_ID", "appXYZ")]))
+            .unwrap();
+        assert!(sim.airtable.is_none());
     }
 }

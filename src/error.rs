@@ -172,3 +172,93 @@ impl axum::response::IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// `s` in double quotes for a message, as the user wrote it: unlike `{:?}`, which escapes
+/// combining marks and other printable Unicode (`"पन\u{94d}ह"`), only what would garble or
+/// reorder the line is escaped: control characters (`\n`, `\t`, `\r`, `\u{1b}`), bidi
+/// controls (`\u{202e}`), `"` and `\`.
+pub fn quote(s: &str) -> Quoted<'_> {
+    Quoted(s)
+}
+
+/// See [`quote`].
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                '\r' => f.write_str("\\r")?,
+                c if c.is_control() || crate::leads::validate::is_bidi_control(c) => {
+                    write!(f, "\\u{{{:x}}}", c as u32)?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+/// An `anyhow` error and its causes on one line, `outer: cause: root`, each said once. A
+/// `thiserror` variant that shows its `source` in its own message (`cannot read {path}:
+/// {source}`) and also returns it as its source would otherwise print the cause twice
+/// (`... (os error 2): No such file or directory (os error 2)`), as `{:#}` does: a cause whose
+/// message the line holds already is left out. The command line prints errors with this.
+pub fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quote, report};
+
+    #[test]
+    fn a_cause_shown_by_its_wrapper_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read {path}: {source}")]
+        struct Read {
+            path: &'static str,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Read {
+            path: "x.json",
+            source: io,
+        })
+        .context("import failed");
+        assert_eq!(
+            report(&e),
+            "import failed: cannot read x.json: entity not found"
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(report(&plain), "top: middle: root");
+    }
+
+    #[test]
+    fn quoting_keeps_unicode_and_escapes_controls() {
+        assert_eq!(quote("पन्ह").to_string(), "\"पन्ह\"");
+        assert_eq!(quote("Ñoño").to_string(), "\"Ñoño\"");
+        assert_eq!(
+            quote("a\"b\\c\n\u{1b}\u{202e}").to_string(),
+            "\"a\\\"b\\\\c\\n\\u{1b}\\u{202e}\""
+        );
+    }
+}

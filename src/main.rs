@@ -11,7 +11,8 @@ fn main() -> std::process::ExitCode {
     match leadcache::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("leadcache: {e:#}");
+            // The cause chain, each cause once (`leadcache::error::report`), not `{e:#}`.
+            eprintln!("leadcache: {}", leadcache::error::report(&e));
             std::process::ExitCode::FAILURE
         }
     }

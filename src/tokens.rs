@@ -64,7 +64,10 @@ fn check_name(name: &str) -> Result<(), String> {
         name.to_ascii_lowercase().as_str(),
         "airtable" | "system" | "local"
     ) {
-        return Err(format!("{name:?} is reserved for leadcache's own changes"));
+        return Err(format!(
+            "{} is reserved for leadcache's own changes",
+            crate::error::quote(name)
+        ));
     }
     Ok(())
 }
@@ -92,9 +95,10 @@ pub fn create(
         .values(&row)
         .execute(conn)
         .map_err(|e| match AppError::from(e) {
-            AppError::Conflict(_) => {
-                AppError::Conflict(format!("a token named {name:?} exists already"))
-            }
+            AppError::Conflict(_) => AppError::Conflict(format!(
+                "a token named {} exists already",
+                crate::error::quote(name)
+            )),
             other => other,
         })?;
     Ok((secret, row))
@@ -148,20 +152,26 @@ pub fn read_file(path: &Path) -> Result<HashMap<String, Caller>, AppError> {
         let role = Role::parse(&t.role).ok_or_else(|| {
             AppError::validation(
                 "LEADCACHE_TOKENS_FILE",
-                format!("token {:?}: role must be read, write or admin", t.name),
+                format!(
+                    "token {}: role must be read, write or admin",
+                    crate::error::quote(&t.name)
+                ),
             )
         })?;
         check_name(&t.name).map_err(|m| {
             AppError::validation(
                 "LEADCACHE_TOKENS_FILE",
-                format!("token name {:?}: {m}", t.name),
+                format!("token name {}: {m}", crate::error::quote(&t.name)),
             )
         })?;
         let hex = t.sha256.trim().to_ascii_lowercase();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(AppError::validation(
                 "LEADCACHE_TOKENS_FILE",
-                format!("token {:?}: sha256 must be 64 hex characters", t.name),
+                format!(
+                    "token {}: sha256 must be 64 hex characters",
+                    crate::error::quote(&t.name)
+                ),
             ));
         }
         out.insert(hex, Caller { name: t.name, role });

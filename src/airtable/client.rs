@@ -122,7 +122,10 @@ impl HttpClient {
             .build()
             .map_err(|e| AirtableError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
         let mut table_url = Url::parse(&cfg.api_url).map_err(|e| {
-            AirtableError::InvalidRequest(format!("AIRTABLE_API_URL {:?}: {e}", cfg.api_url))
+            AirtableError::InvalidRequest(format!(
+                "AIRTABLE_API_URL {}: {e}",
+                crate::error::quote(&cfg.api_url)
+            ))
         })?;
         table_url
             .path_segments_mut()

@@ -59,11 +59,11 @@ pub enum FieldMapError {
     Read { path: String, error: String },
     #[error("AIRTABLE_FIELD_MAP is not valid TOML: {0}")]
     Toml(String),
-    #[error("AIRTABLE_FIELD_MAP: unknown local field {0:?}")]
+    #[error("AIRTABLE_FIELD_MAP: unknown local field {}", crate::error::quote(.0))]
     UnknownLocal(String),
-    #[error("AIRTABLE_FIELD_MAP: the value of {0:?} must be a non-empty string")]
+    #[error("AIRTABLE_FIELD_MAP: the value of {} must be a non-empty string", crate::error::quote(.0))]
     NotAString(String),
-    #[error("AIRTABLE_FIELD_MAP: Airtable field {0:?} is mapped twice")]
+    #[error("AIRTABLE_FIELD_MAP: Airtable field {} is mapped twice", crate::error::quote(.0))]
     Duplicate(String),
 }
 

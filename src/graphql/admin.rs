@@ -174,12 +174,15 @@ impl AdminMutation {
             .db
             .write(move |c| {
                 if !crate::tokens::revoke(c, &wanted)? {
-                    return Err(AppError::not_found(format!("live token {wanted:?}")));
+                    return Err(AppError::not_found(format!(
+                        "live token {}",
+                        crate::error::quote(&wanted)
+                    )));
                 }
                 let rows = crate::tokens::list(c)?;
-                rows.into_iter()
-                    .rfind(|t| t.name == wanted)
-                    .ok_or_else(|| AppError::not_found(format!("token {wanted:?}")))
+                rows.into_iter().rfind(|t| t.name == wanted).ok_or_else(|| {
+                    AppError::not_found(format!("token {}", crate::error::quote(&wanted)))
+                })
             })
             .await
             .gql()?;

@@ -141,7 +141,10 @@ impl Scheduler {
         };
         let scheduled = match &schedule {
             Schedule::Cron(expr) => Job::new_async(expr.as_str(), tick).with_context(|| {
-                format!("invalid schedule {expr:?} for job {name} (6 fields, seconds first)")
+                format!(
+                    "invalid schedule {} for job {name} (6 fields, seconds first)",
+                    crate::error::quote(expr)
+                )
             })?,
             Schedule::Every(every) => Job::new_repeated_async(*every, tick)
                 .with_context(|| format!("invalid interval {every:?} for job {name}"))?,
@@ -221,7 +224,7 @@ async fn run_once(e: &Entry, state: AppState, job: &BoxedJob) {
         .await;
     let error = match outcome {
         Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(format!("{err:#}")),
+        Ok(Err(err)) => Some(crate::error::report(&err)),
         Err(_) => Some("the job panicked".to_string()),
     };
     {

@@ -110,9 +110,12 @@ fn as_text(field: &str, v: &Value) -> Result<Option<String>, AppError> {
 fn as_time(field: &str, v: &Value) -> Result<Option<chrono::NaiveDateTime>, AppError> {
     match as_text(field, v)? {
         None => Ok(None),
-        Some(s) => crate::time::parse(&s)
-            .map(Some)
-            .ok_or_else(|| AppError::validation(field, format!("{s:?} is not a date or time"))),
+        Some(s) => crate::time::parse(&s).map(Some).ok_or_else(|| {
+            AppError::validation(
+                field,
+                format!("{} is not a date or time", crate::error::quote(&s)),
+            )
+        }),
     }
 }
 
@@ -147,7 +150,10 @@ pub fn set(lead: &mut Lead, field: &str, v: &Value) -> Result<(), AppError> {
                         .ok()
                         .filter(|x| x.is_finite())
                         .ok_or_else(|| {
-                            AppError::validation(field, format!("{s:?} is not a number"))
+                            AppError::validation(
+                                field,
+                                format!("{} is not a number", crate::error::quote(s)),
+                            )
                         })?,
                 ),
                 _ => return Err(AppError::validation(field, "expected a number")),

@@ -443,9 +443,11 @@ pub fn add_enrichment(
             "must be 1 to 100 characters",
         ));
     }
+    validate::chars("provider", provider, validate::Lines::Single)?;
     if !data.is_object() {
         return Err(AppError::validation("data", "expected a JSON object"));
     }
+    validate::json_chars("data", data)?;
     let encoded = serde_json::to_string(data)?;
     if encoded.len() > 256 * 1024 {
         return Err(AppError::validation("data", "is larger than 256 KiB"));

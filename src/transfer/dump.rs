@@ -20,8 +20,9 @@
 //! everything it carries (events, enrichments, campaign memberships, its outbox row), exactly as
 //! exported. A lead whose id exists already is left alone (the local copy wins) and counted as
 //! skipped. A lead that cannot be stored (e.g. its `airtable_id` belongs to another local lead) is
-//! counted as failed with the reason, without stopping the others. Campaigns are inserted when
-//! their id is new. To replace a database by a dump, import into an empty one
+//! counted as failed with the reason, without stopping the others; so is a lead whose texts
+//! break the character rule of stored text (`leads::validate::chars`: control and bidi
+//! characters), a value Airtable gave included. Campaigns are inserted when their id is new. To replace a database by a dump, import into an empty one
 //! (`leadcache reset --yes` first). Every import is recorded in `import_log`.
 //!
 //! **Into a small table** (fewer than [`DEFER_UPKEEP_BELOW`] leads, a restore into a new
@@ -46,7 +47,8 @@ use crate::db::models::{Campaign, CampaignLead, Lead, LeadEvent, OutboxRow};
 use crate::db::schema::{
     campaign_leads, campaigns, enrichments, import_log, lead_events, leads, outbox,
 };
-use crate::error::AppError;
+use crate::error::{AppError, quote};
+use crate::leads::validate::Lines;
 
 pub const FORMAT: &str = "leadcache-dump";
 pub const VERSION: u32 = 1;
@@ -197,6 +199,56 @@ impl DumpLead {
             campaigns: vec![],
             outbox: None,
         }
+    }
+
+    /// The character rule of stored text (`leads::validate::chars`) over what a caller wrote:
+    /// the lead's texts and `extra`, event actors and messages, enrichment providers and data,
+    /// campaign messages. (`remote_fields`, event `changes` and the outbox row are copies of
+    /// those or of Airtable's values, and are not checked.)
+    fn check_text(&self) -> Result<(), AppError> {
+        use crate::leads::validate::{Lines, chars, json_chars};
+        let texts = [
+            ("id", Some(&self.id)),
+            ("airtable_id", self.airtable_id.as_ref()),
+            ("full_name", Some(&self.full_name)),
+            ("email", self.email.as_ref()),
+            ("company", self.company.as_ref()),
+            ("title", self.title.as_ref()),
+            ("linkedin_url", self.linkedin_url.as_ref()),
+            ("website", self.website.as_ref()),
+            ("phone", self.phone.as_ref()),
+            ("location", self.location.as_ref()),
+            ("industry", self.industry.as_ref()),
+            ("company_size", self.company_size.as_ref()),
+            ("status", Some(&self.status)),
+            ("source", self.source.as_ref()),
+            ("sync_state", Some(&self.sync_state)),
+        ];
+        for (field, v) in texts {
+            if let Some(v) = v {
+                chars(field, v, Lines::Single)?;
+            }
+        }
+        json_chars("extra", &self.extra)?;
+        for e in &self.events {
+            chars("events.actor", &e.actor, Lines::Single)?;
+            if let Some(m) = &e.message {
+                chars("events.message", m, Lines::Multi)?;
+            }
+        }
+        for e in &self.enrichments {
+            chars("enrichments.provider", &e.provider, Lines::Single)?;
+            json_chars("enrichments.data", &e.data)?;
+        }
+        for m in &self.campaigns {
+            if let Some(v) = &m.subject {
+                chars("campaigns.subject", v, Lines::Single)?;
+            }
+            if let Some(v) = &m.body {
+                chars("campaigns.body", v, Lines::Multi)?;
+            }
+        }
+        Ok(())
     }
 
     /// The lead row (keys recomputed).
@@ -424,6 +476,7 @@ fn insert_lead(
         return Ok(());
     }
     let result = conn.transaction(|c| -> Result<(), AppError> {
+        d.check_text()?;
         let lead = d.to_lead();
         diesel::insert_into(leads::table).values(&lead).execute(c)?;
         for e in &d.events {
@@ -498,12 +551,24 @@ fn insert_lead(
     Ok(())
 }
 
+/// Inserts the campaigns that are new; one whose texts break the character rule is skipped (and
+/// its memberships dropped as dangling), with the reason among the problems.
 fn insert_campaigns(
     conn: &mut SqliteConnection,
     list: &[DumpCampaign],
     stats: &mut ImportStats,
 ) -> Result<(), AppError> {
     for c in list {
+        let checked =
+            crate::leads::validate::chars("name", &c.name, Lines::Single).and_then(|()| {
+                c.description.as_deref().map_or(Ok(()), |d| {
+                    crate::leads::validate::chars("description", d, Lines::Multi)
+                })
+            });
+        if let Err(e) = checked {
+            stats.problem(format!("campaign {}: {e}; skipped", c.id));
+            continue;
+        }
         let n = diesel::insert_or_ignore_into(campaigns::table)
             .values(&Campaign {
                 id: c.id.clone(),
@@ -558,7 +623,8 @@ mod reader {
                         let f: String = map.next_value()?;
                         if f != FORMAT {
                             return Err(de::Error::custom(format!(
-                                "not a leadcache dump (format {f:?})"
+                                "not a leadcache dump (format {})",
+                                quote(&f)
                             )));
                         }
                         format_ok = true;

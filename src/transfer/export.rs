@@ -130,8 +130,35 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 /// One row per lead; times RFC 3339 UTC, flags `true`/`false`, empty cells for nothing.
+///
+/// **Formula injection** (SPEC §14, OWASP "CSV Injection"): lead texts come from Airtable,
+/// scrapers and callers, and a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and
+/// some start a formula after a leading tab or CR). Every text cell that starts with one of these
+/// is written with a leading `'`, which spreadsheets show as text and do not evaluate: a company
+/// `=HYPERLINK("http://x")` becomes `'=HYPERLINK("http://x")`, a phone `+1 555 0100` becomes
+/// `'+1 555 0100`. Numbers are written as numbers: `score` (`-5` is the number minus five, which
+/// a spreadsheet reads as such and cannot run) and `version` are never prefixed, and every other
+/// column is text, so a reader of the file knows which columns may carry the prefix. The CSV is
+/// for people and spreadsheets; the JSON dump is the lossless format (values exactly as stored).
+///
+/// `bom`: the file starts with a UTF-8 byte order mark (EF BB BF), so Excel reads it as UTF-8
+/// instead of the system code page (`?bom=1`, `leadcache export --bom`).
 #[derive(Debug, Default)]
-pub struct Csv;
+pub struct Csv {
+    pub bom: bool,
+}
+
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A text cell as written: with a leading `'` when it starts like a formula (see [`Csv`]).
+pub fn cell(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{v}"))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
 
 fn csv_bytes(
     rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>,
@@ -146,47 +173,59 @@ fn t(v: Option<chrono::NaiveDateTime>) -> String {
     v.map(crate::time::format).unwrap_or_default()
 }
 
-fn s(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+fn s(v: &Option<String>) -> std::borrow::Cow<'_, str> {
+    cell(v.as_deref().unwrap_or(""))
 }
 
 impl Format for Csv {
     fn header(&mut self, _: &mut SqliteConnection) -> Result<Vec<u8>, AppError> {
-        csv_bytes(|w| w.write_record(CSV_COLUMNS))
+        let mut out = if self.bom { BOM.to_vec() } else { Vec::new() };
+        out.extend(csv_bytes(|w| w.write_record(CSV_COLUMNS))?);
+        Ok(out)
     }
 
     fn page(&mut self, _: &mut SqliteConnection, leads: &[Lead]) -> Result<Vec<u8>, AppError> {
         csv_bytes(|w| {
             for l in leads {
+                let score = l.score.map(|x| x.to_string()).unwrap_or_default();
+                let version = l.version.to_string();
+                let (created, updated) = (t(Some(l.created_at)), t(Some(l.updated_at)));
+                let (scraped, enriched, contacted) =
+                    (t(l.scraped_at), t(l.enriched_at), t(l.contacted_at));
+                let (deleted, synced) = (t(l.deleted_at), t(l.synced_at));
+                let flag = |b: bool| if b { "true" } else { "false" };
                 w.write_record([
-                    l.id.as_str(),
-                    s(&l.airtable_id),
-                    &l.full_name,
-                    s(&l.email),
-                    s(&l.company),
-                    s(&l.title),
-                    s(&l.linkedin_url),
-                    s(&l.website),
-                    s(&l.phone),
-                    s(&l.location),
-                    s(&l.industry),
-                    s(&l.company_size),
-                    &l.status,
-                    s(&l.source),
-                    &l.score.map(|x| x.to_string()).unwrap_or_default(),
-                    if l.verified { "true" } else { "false" },
-                    if l.enriched { "true" } else { "false" },
-                    if l.needs_enrichment { "true" } else { "false" },
-                    &t(l.scraped_at),
-                    &t(l.enriched_at),
-                    &t(l.contacted_at),
-                    &t(Some(l.created_at)),
-                    &t(Some(l.updated_at)),
-                    &t(l.deleted_at),
-                    &l.version.to_string(),
-                    &l.sync_state,
-                    &t(l.synced_at),
-                    &l.extra,
+                    // Text cells through `cell`/`s` (formula prefix); numbers, flags and
+                    // times as they are (they never start with a formula character but `-`
+                    // of a negative score, which is a number).
+                    cell(&l.id).as_ref(),
+                    &s(&l.airtable_id),
+                    &cell(&l.full_name),
+                    &s(&l.email),
+                    &s(&l.company),
+                    &s(&l.title),
+                    &s(&l.linkedin_url),
+                    &s(&l.website),
+                    &s(&l.phone),
+                    &s(&l.location),
+                    &s(&l.industry),
+                    &s(&l.company_size),
+                    &cell(&l.status),
+                    &s(&l.source),
+                    &score,
+                    flag(l.verified),
+                    flag(l.enriched),
+                    flag(l.needs_enrichment),
+                    &scraped,
+                    &enriched,
+                    &contacted,
+                    &created,
+                    &updated,
+                    &deleted,
+                    &version,
+                    &cell(&l.sync_state),
+                    &synced,
+                    &cell(&l.extra),
                 ])?;
             }
             Ok(())

@@ -7,8 +7,12 @@
 //! repeat (or hold a comma-separated list); `syncState` takes the GraphQL enum names (`PENDING`)
 //! or the stored ones (`pending`). Booleans are `true`/`false`/`1`/`0`; times RFC 3339 or
 //! `YYYY-MM-DD`, UTC.
+//!
+//! Errors name the parameter by its `LeadFilter` name; `leadcache export` turns that into the flag
+//! the user typed (`createdAfter` -> `--created-after`, `super::cli::flag_of`). Values are quoted
+//! as written (`crate::error::quote`), Unicode kept.
 
-use crate::error::AppError;
+use crate::error::{AppError, quote};
 use crate::leads::query::LeadFilter;
 
 const SYNC_STATES: &[&str] = &["synced", "pending", "conflict", "error", "local"];
@@ -19,7 +23,7 @@ fn flag(name: &str, v: &str) -> Result<bool, AppError> {
         "false" | "0" | "no" => Ok(false),
         _ => Err(AppError::validation(
             name,
-            format!("expected true or false, got {v:?}"),
+            format!("expected true or false, got {}", quote(v)),
         )),
     }
 }
@@ -29,7 +33,7 @@ fn number(name: &str, v: &str) -> Result<f64, AppError> {
         Ok(n) if n.is_finite() => Ok(n),
         _ => Err(AppError::validation(
             name,
-            format!("expected a number, got {v:?}"),
+            format!("expected a number, got {}", quote(v)),
         )),
     }
 }
@@ -38,7 +42,7 @@ fn time(name: &str, v: &str) -> Result<chrono::NaiveDateTime, AppError> {
     crate::time::parse(v).ok_or_else(|| {
         AppError::validation(
             name,
-            format!("expected an RFC 3339 time or a date, got {v:?}"),
+            format!("expected an RFC 3339 time or a date, got {}", quote(v)),
         )
     })
 }
@@ -75,7 +79,8 @@ pub fn from_pairs<'a>(
                         return Err(AppError::validation(
                             name,
                             format!(
-                                "unknown sync state {s:?}: expected SYNCED, PENDING, CONFLICT, ERROR or LOCAL"
+                                "unknown sync state {}: expected SYNCED, PENDING, CONFLICT, ERROR or LOCAL",
+                                quote(s)
                             ),
                         ));
                     }

@@ -1,5 +1,7 @@
 //! `GET /export/leads.csv` and `GET /export/leads.json` (SPEC §6): the `leads` filters as query
-//! parameters ([`super::filter`]), the read role, and a streamed body.
+//! parameters ([`super::filter`]), the read role, and a streamed body. The CSV export also takes
+//! `bom=1` (a UTF-8 byte order mark first, for Excel); its text cells are guarded against formula
+//! injection ([`super::export::Csv`]).
 //!
 //! Streaming: a task renders one page (1,000 leads) at a time inside `Db::run` and sends it into a
 //! channel of [`CHANNEL_CHUNKS`] chunks that feeds the response body. A slow client fills the
@@ -21,12 +23,40 @@ use crate::server::App;
 /// Pages buffered between the database and the client.
 pub const CHANNEL_CHUNKS: usize = 4;
 
-fn filter(query: Option<&str>) -> Result<crate::leads::query::LeadFilter, AppError> {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn filter(pairs: &[(String, String)]) -> Result<crate::leads::query::LeadFilter, AppError> {
     super::filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// `bom` of the CSV export (`1`/`true`/`0`/`false`, default off), taken out of the filter's pairs.
+fn take_bom(pairs: &mut Vec<(String, String)>) -> Result<bool, AppError> {
+    let mut bom = false;
+    let mut err = None;
+    pairs.retain(|(k, v)| {
+        if k != "bom" {
+            return true;
+        }
+        match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => bom = true,
+            "0" | "false" | "no" => bom = false,
+            _ => {
+                err = Some(AppError::validation(
+                    "bom",
+                    format!(
+                        "expected 1 or 0 (a UTF-8 byte order mark for Excel), got {}",
+                        crate::error::quote(v)
+                    ),
+                ));
+            }
+        }
+        false
+    });
+    err.map_or(Ok(bom), Err)
 }
 
 /// The body of an export, produced page by page.
@@ -74,15 +104,18 @@ fn attachment(body: Body, content_type: &'static str, ext: &str) -> Response {
         .into_response()
 }
 
-/// `GET /export/leads.csv`.
+/// `GET /export/leads.csv`: the filters, and `bom=1` for a UTF-8 byte order mark (Excel). Text
+/// cells that start like a formula get a leading `'` (see [`Csv`]).
 pub async fn csv(
     State(app): State<App>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     caller.require(Role::Read)?;
-    let f = filter(query.as_deref())?;
-    let body = stream(&app, Exporter::new(f, Csv));
+    let mut pairs = pairs(query.as_deref());
+    let bom = take_bom(&mut pairs)?;
+    let f = filter(&pairs)?;
+    let body = stream(&app, Exporter::new(f, Csv { bom }));
     Ok(attachment(body, "text/csv; charset=utf-8", "csv"))
 }
 
@@ -93,7 +126,7 @@ pub async fn json(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     caller.require(Role::Read)?;
-    let f = filter(query.as_deref())?;
+    let f = filter(&pairs(query.as_deref()))?;
     let body = stream(&app, Exporter::new(f, Dump::default()));
     Ok(attachment(body, "application/json", "json"))
 }

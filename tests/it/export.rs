@@ -247,6 +247,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("status", "won".into()), ("scoreMin", "20".into())],
     )
     .unwrap();
@@ -265,7 +266,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         "extra is JSON text, quoted safely"
     );
 
-    leadcache::transfer::cli::export(&config, "csv", Some(&out), &[]).unwrap();
+    leadcache::transfer::cli::export(&config, "csv", Some(&out), false, &[]).unwrap();
     assert_eq!(
         csv::Reader::from_path(&out).unwrap().records().count(),
         4,
@@ -275,6 +276,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("includeDeleted", "true".into())],
     )
     .unwrap();
@@ -283,6 +285,7 @@ async fn csv_export_honours_filters_and_keeps_every_column() {
         &config,
         "csv",
         Some(&out),
+        false,
         &[("enriched", "perhaps".into())],
     )
     .unwrap_err();

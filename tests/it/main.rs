@@ -25,3 +25,4 @@ mod report;
 mod schema;
 mod subscriptions;
 mod sync;
+mod text_safety;
