@@ -411,7 +411,7 @@ async fn legacy_files_and_dumps_refuse_control_and_bidi_characters() {
             &mut conn,
             &ctx,
             &paths,
-            false,
+            leadcache::transfer::legacy::Options::default(),
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap()
