@@ -60,6 +60,8 @@ setting_flags! {
     log_format => "LOG_FORMAT",
     slow_query_ms => "SLOW_QUERY_MS",
     sync_delete_grace => "SYNC_DELETE_GRACE",
+    graphql_timeout_ms => "GRAPHQL_TIMEOUT_MS",
+    max_response_bytes => "MAX_RESPONSE_BYTES",
 }
 
 #[derive(Debug, Parser)]
@@ -272,13 +274,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sql { query, max_rows } => {
             crate::app::open_database(&config)?;
-            let result = crate::sqlconsole::run(
-                &config.database_path,
-                &query,
-                max_rows,
-                crate::sqlconsole::TIME_LIMIT,
-            )
-            .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            let caps = crate::sqlconsole::Caps {
+                rows: max_rows,
+                bytes: config.max_response_bytes,
+                ..Default::default()
+            };
+            let result = crate::sqlconsole::run(&config.database_path, &query, caps)
+                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", serde_json::to_string(&result.columns)?)?;
             for row in &result.rows {

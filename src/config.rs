@@ -149,6 +149,11 @@ pub struct Config {
     /// How long a local delete waits in the outbox before it is pushed (`SYNC_DELETE_GRACE`); a
     /// restore inside it cancels the delete and nothing reaches Airtable.
     pub sync_delete_grace: Duration,
+    /// How long one GraphQL operation may run (`GRAPHQL_TIMEOUT_MS`).
+    pub graphql_timeout: Duration,
+    /// Largest response body of one operation, and of the `sql` console's rows
+    /// (`MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -181,6 +186,8 @@ pub const VARIABLES: &[&str] = &[
     "LOG_FORMAT",
     "SLOW_QUERY_MS",
     "SYNC_DELETE_GRACE",
+    "GRAPHQL_TIMEOUT_MS",
+    "MAX_RESPONSE_BYTES",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -277,6 +284,17 @@ fn duration(src: &Source, var: &'static str, default: Duration) -> Result<Durati
             v,
             "expected a whole number of seconds, or one with a unit: 30s, 10m, 2h, 1d",
         )),
+    }
+}
+
+/// A whole number above 0.
+fn positive(src: &Source, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match src.get(var) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(invalid(var, v, "expected a whole number above 0")),
+        },
     }
 }
 
@@ -409,6 +427,13 @@ impl Config {
             log_format,
             slow_query: Duration::from_millis(parse_or(src, "SLOW_QUERY_MS", 500u64)?),
             sync_delete_grace: duration(src, "SYNC_DELETE_GRACE", Duration::from_secs(600))?,
+            graphql_timeout: Duration::from_millis(positive(src, "GRAPHQL_TIMEOUT_MS", 10_000)?),
+            max_response_bytes: usize::try_from(positive(
+                src,
+                "MAX_RESPONSE_BYTES",
+                16 * 1024 * 1024,
+            )?)
+            .unwrap_or(usize::MAX),
         })
     }
 
@@ -585,6 +610,8 @@ mod tests {
             ("SYNC_DELETE_GRACE", "soon"),
             ("SYNC_DELETE_GRACE", "10 parsecs"),
             ("SYNC_DELETE_GRACE", "-5m"),
+            ("GRAPHQL_TIMEOUT_MS", "0"),
+            ("MAX_RESPONSE_BYTES", "lots"),
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
             ("SLOW_QUERY_MS", "-5"),

@@ -6,7 +6,14 @@
 //! enough on its own for writes: the file is opened `SQLITE_OPEN_READ_ONLY`, `query_only` is on,
 //! the statement must be read-only (`sqlite3_stmt_readonly`), and an authorizer allows only reads,
 //! selects and functions; `ATTACH` is denied and the attached-database limit is 0, so no other file
-//! can be opened. A progress handler interrupts the statement when the time limit passes.
+//! can be opened.
+//!
+//! Limits ([`Caps`]): at most `rows` rows; the time limit covers the whole call, running the
+//! statement *and* reading its rows out (a progress handler interrupts SQLite's VM when it
+//! passes, and the row loop checks it between rows); and the rows may add up to at most `bytes`
+//! (`MAX_RESPONSE_BYTES`), with no single value larger than that either: SQLite's
+//! `SQLITE_LIMIT_LENGTH` is set to it, so `SELECT zeroblob(2e9)` fails inside SQLite with
+//! "string or blob too big" instead of allocating gigabytes.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +29,35 @@ use crate::error::AppError;
 pub const MAX_ROWS: usize = 1000;
 pub const TIME_LIMIT: Duration = Duration::from_secs(5);
 pub const MAX_QUERY_CHARS: usize = 10_000;
+/// Default byte cap of the rows (the server passes `MAX_RESPONSE_BYTES`).
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// What one `sql` call may return and take.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub rows: usize,
+    pub time: Duration,
+    pub bytes: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            rows: MAX_ROWS,
+            time: TIME_LIMIT,
+            bytes: MAX_BYTES,
+        }
+    }
+}
+
+/// The bytes a value adds to the JSON answer (close enough to bound memory).
+fn size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Null => 4,
+        other => other.to_string().len(),
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SqlResult {
@@ -57,12 +93,12 @@ fn refused(message: impl Into<String>) -> AppError {
 }
 
 /// Runs `query` read-only against the database file at `path`.
-pub fn run(
-    path: &Path,
-    query: &str,
-    max_rows: usize,
-    limit: Duration,
-) -> Result<SqlResult, AppError> {
+pub fn run(path: &Path, query: &str, caps: Caps) -> Result<SqlResult, AppError> {
+    let Caps {
+        rows: max_rows,
+        time: limit,
+        bytes: max_bytes,
+    } = caps;
     if query.chars().count() > MAX_QUERY_CHARS {
         return Err(refused(format!(
             "is longer than {MAX_QUERY_CHARS} characters"
@@ -76,6 +112,11 @@ pub fn run(
     .map_err(AppError::internal)?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
         .map_err(AppError::internal)?;
+    conn.set_limit(
+        Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(max_bytes).unwrap_or(i32::MAX),
+    )
+    .map_err(AppError::internal)?;
     conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 2000;")
         .map_err(AppError::internal)?;
     conn.authorizer(Some(authorize))
@@ -93,6 +134,13 @@ pub fn run(
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let mut rows = Vec::new();
     let mut truncated = false;
+    let mut bytes = 0usize;
+    let too_slow = || {
+        AppError::Limit(format!(
+            "the query ran longer than {} ms and was interrupted",
+            limit.as_millis()
+        ))
+    };
     let mut cursor = stmt.query([]).map_err(|e| refused(sql_message(&e)))?;
     loop {
         match cursor.next() {
@@ -103,16 +151,29 @@ pub fn run(
                 }
                 let mut out = Vec::with_capacity(columns.len());
                 for i in 0..columns.len() {
-                    out.push(row.get_ref(i).map(value).unwrap_or(Value::Null));
+                    let v = row.get_ref(i).map(value).unwrap_or(Value::Null);
+                    bytes = bytes.saturating_add(size(&v));
+                    out.push(v);
+                }
+                if bytes > max_bytes {
+                    return Err(AppError::Limit(format!(
+                        "the rows add up to more than {max_bytes} bytes (MAX_RESPONSE_BYTES); \
+                         select fewer or shorter columns, or add a LIMIT"
+                    )));
                 }
                 rows.push(out);
+                if Instant::now() > deadline {
+                    return Err(too_slow());
+                }
             }
             Ok(None) => break,
             Err(e) if Instant::now() > deadline => {
                 tracing::debug!(error = %e, "sql query interrupted");
+                return Err(too_slow());
+            }
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::TooBig => {
                 return Err(AppError::Limit(format!(
-                    "the query ran longer than {} ms and was interrupted",
-                    limit.as_millis()
+                    "a value is larger than {max_bytes} bytes (MAX_RESPONSE_BYTES)"
                 )));
             }
             Err(e) => return Err(refused(sql_message(&e))),

@@ -101,18 +101,16 @@ impl AdminQuery {
     async fn sql(&self, ctx: &Context<'_>, query: String) -> async_graphql::Result<SqlResult> {
         caller(ctx)?.require(Role::Admin).gql()?;
         let path = state(ctx).db.path().to_owned();
-        let result = tokio::task::spawn_blocking(move || {
-            crate::sqlconsole::run(
-                &path,
-                &query,
-                crate::sqlconsole::MAX_ROWS,
-                crate::sqlconsole::TIME_LIMIT,
-            )
-        })
-        .await
-        .map_err(AppError::internal)
-        .and_then(|r| r)
-        .gql()?;
+        let caps = crate::sqlconsole::Caps {
+            bytes: state(ctx).config.max_response_bytes,
+            ..Default::default()
+        };
+        let result =
+            tokio::task::spawn_blocking(move || crate::sqlconsole::run(&path, &query, caps))
+                .await
+                .map_err(AppError::internal)
+                .and_then(|r| r)
+                .gql()?;
         Ok(SqlResult {
             columns: result.columns,
             rows: result

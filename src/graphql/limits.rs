@@ -15,6 +15,18 @@
 //! | write | [`BUDGET_WRITE`] | the same, plus `createLeads` of 5,000 inputs |
 //! | admin | [`BUDGET_ADMIN`] | four times a read |
 //!
+//! **Time and size.** Every query runs under `GRAPHQL_TIMEOUT_MS` (default 10 s): when
+//! it passes, the operation's future is dropped, so no resolver, DataLoader batch or database call
+//! of it starts any more, and the caller gets `LIMIT`. A database call already running on the
+//! blocking pool finishes its own statements first: diesel 2.3 gives no handle on the connection
+//! for `sqlite3_interrupt`, so each call is kept short instead (every list has a `first` cap, every
+//! filter an index, and the cost budget bounds how many run). The admin `sql` console, on a
+//! rusqlite connection, is interrupted inside SQLite (`crate::sqlconsole`). A response whose data
+//! would serialise to more than `MAX_RESPONSE_BYTES` (default 16 MiB) is replaced by a `LIMIT`
+//! error; the size is counted while serialising into a counter that stops at the cap.
+//! Mutations are not cut off by the time limit: a write that committed must not be answered
+//! with an error the client would retry; their cost is bounded by their input caps instead.
+//!
 //! **Depth, without introspection.** Data queries stay limited to [`MAX_DEPTH`] levels. The
 //! standard introspection queries (graphql-js `getIntrospectionQuery`, GraphiQL's, Apollo's) nest
 //! about 14 levels through `__schema`/`__type` and the `TypeRef` fragment, so the depth is
@@ -30,7 +42,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult, Variables};
@@ -89,16 +101,57 @@ pub fn unpaged(child: usize) -> usize {
     list(None, UNPAGED_ROWS, child)
 }
 
-/// The extension that applies the depth limit and the role budgets (see the module doc).
-pub struct Limits;
+/// The extension that applies the depth limit, the role budgets, the time limit and the
+/// response size cap (see the module doc).
+pub struct Limits {
+    /// `GRAPHQL_TIMEOUT_MS`.
+    pub timeout: std::time::Duration,
+    /// `MAX_RESPONSE_BYTES`.
+    pub max_response_bytes: usize,
+}
 
 impl ExtensionFactory for Limits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsExtension)
+        Arc::new(LimitsExtension {
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+            writes: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 
-struct LimitsExtension;
+struct LimitsExtension {
+    timeout: std::time::Duration,
+    max_response_bytes: usize,
+    /// The document holds a mutation (set when it is parsed): no time limit.
+    writes: std::sync::atomic::AtomicBool,
+}
+
+/// Counts bytes written and fails once there are more than `max`.
+struct Counter {
+    n: usize,
+    max: usize,
+}
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.n = self.n.saturating_add(buf.len());
+        if self.n > self.max {
+            return Err(std::io::Error::other("over the cap"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `value` serialises to at most `max` bytes (stops counting at the cap).
+pub fn fits(value: &async_graphql::Value, max: usize) -> bool {
+    let mut counter = Counter { n: 0, max };
+    serde_json::to_writer(&mut counter, value).is_ok()
+}
 
 fn limit_error(message: String) -> ServerError {
     let mut error = ServerError::new(message, None);
@@ -118,6 +171,12 @@ impl Extension for LimitsExtension {
         next: NextParseQuery<'_>,
     ) -> async_graphql::ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
+        let writes = doc
+            .operations
+            .iter()
+            .any(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Mutation);
+        self.writes
+            .store(writes, std::sync::atomic::Ordering::Relaxed);
         let (roots, lists) = introspection(&doc);
         if lists > MAX_INTROSPECTION_LISTS {
             return Err(limit_error(format!(
@@ -139,6 +198,36 @@ impl Extension for LimitsExtension {
             )));
         }
         Ok(doc)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        let response = if self.writes.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(next.run(ctx, operation_name).await)
+        } else {
+            tokio::time::timeout(self.timeout, next.run(ctx, operation_name)).await
+        };
+        let Ok(response) = response else {
+            return async_graphql::Response::from_errors(vec![limit_error(format!(
+                "the operation ran longer than {} ms (GRAPHQL_TIMEOUT_MS) and was stopped; ask \
+                 for less, or split it into several requests",
+                self.timeout.as_millis()
+            ))]);
+        };
+        if !fits(&response.data, self.max_response_bytes) {
+            let mut errors = vec![limit_error(format!(
+                "the response is larger than {} bytes (MAX_RESPONSE_BYTES); ask for fewer rows \
+                 (first) or fewer fields",
+                self.max_response_bytes
+            ))];
+            errors.extend(response.errors);
+            return async_graphql::Response::from_errors(errors);
+        }
+        response
     }
 
     async fn validation(

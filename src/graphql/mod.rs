@@ -85,7 +85,10 @@ pub fn schema(state: AppState) -> AppSchema {
             tokio::spawn,
         ))
         .data(DataLoader::new(loaders::OutboxLoader(db), tokio::spawn))
-        .extension(limits::Limits)
+        .extension(limits::Limits {
+            timeout: state.config.graphql_timeout,
+            max_response_bytes: state.config.max_response_bytes,
+        })
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
         .finish()

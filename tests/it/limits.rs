@@ -146,3 +146,71 @@ async fn a_request_over_its_role_budget_is_refused_with_its_cost() {
     .await;
     assert!(body.get("errors").is_none(), "{body}");
 }
+
+/// GRAPHQL_TIMEOUT_MS stops a query that runs too long with LIMIT; the server goes on answering.
+#[tokio::test]
+async fn a_query_over_the_time_limit_is_stopped_with_limit() {
+    let app =
+        TestApp::start_with(|c| c.graphql_timeout = std::time::Duration::from_millis(1)).await;
+    app.db()
+        .run(|c| leadcache::seed::seed(c, 3000, 5, false))
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            "{ duplicateCandidates(first: 1000) { score } report { totalLeads } }",
+            json!({}),
+        )
+        .await;
+    let message = limit_message(&body);
+    assert!(message.contains("GRAPHQL_TIMEOUT_MS"), "{message}");
+    // Mutations are not cut off: a committed write is never answered with an error.
+    let created = app
+        .create_lead(json!({"fullName": "After The Timeout"}))
+        .await;
+    assert!(created["id"].is_string());
+}
+
+/// MAX_RESPONSE_BYTES: a response larger than the cap is replaced by a LIMIT error; the `sql`
+/// console has the same cap on its rows and on any single value (zeroblob allocates nothing).
+#[tokio::test]
+async fn responses_and_sql_rows_over_the_byte_cap_are_refused() {
+    let app = TestApp::start_with(|c| c.max_response_bytes = 64 * 1024).await;
+    app.db()
+        .run(|c| leadcache::seed::seed(c, 600, 5, false))
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            "{ leads(first: 600) { nodes { id fullName email company title location industry } } }",
+            json!({}),
+        )
+        .await;
+    let message = limit_message(&body);
+    assert!(message.contains("MAX_RESPONSE_BYTES"), "{message}");
+    let small = app
+        .ok("{ leads(first: 5) { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(small["leads"]["nodes"].as_array().unwrap().len(), 5);
+
+    let sql = "query($q: String!) { sql(query: $q) { columns rows truncated } }";
+    for (q, said) in [
+        ("SELECT zeroblob(2000000000)", "larger than"),
+        ("SELECT hex(zeroblob(100000))", "larger than"),
+        (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 900) SELECT printf('%.1000c', 'x') FROM c",
+            "add up",
+        ),
+    ] {
+        let body = app.gql(sql, json!({"q": q})).await;
+        let message = limit_message(&body);
+        assert!(
+            message.contains(said) && message.contains("MAX_RESPONSE_BYTES"),
+            "{q}: {message}"
+        );
+    }
+    let fine = app
+        .ok(sql, json!({"q": "SELECT COUNT(*) AS n FROM leads"}))
+        .await;
+    assert_eq!(fine["sql"]["rows"][0][0], 600);
+}
