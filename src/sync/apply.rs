@@ -409,37 +409,83 @@ pub fn delete_missing(
         .load(conn)?;
     let mut out = Vec::new();
     for (id, airtable_id) in linked {
-        if seen.contains(&airtable_id) {
-            continue;
+        if !seen.contains(&airtable_id) {
+            out.push(delete_gone(conn, &id, &airtable_id, now)?);
         }
-        let old = store::get(conn, &id)?;
-        let mut new = old.clone();
-        new.deleted_at = Some(now);
-        new.updated_at = now;
-        new.version += 1;
-        new.airtable_id = None;
-        new.remote_fields = None;
-        new.sync_state = "synced".into();
-        new.synced_at = Some(now);
-        diesel::update(leads::table.filter(leads::id.eq(&id)))
-            .set(&new)
-            .execute(conn)?;
-        diesel::delete(outbox::table.find(&id)).execute(conn)?;
-        let msg = format!("record {airtable_id} was deleted in Airtable");
-        history::record(
-            conn,
-            &id,
-            kind::DELETED,
-            ACTOR,
-            &Map::new(),
-            Some(&msg),
-            now,
-        )?;
-        out.push(Written {
-            lead: new,
-            kind: ChangeKind::Deleted,
-            changed_fields: vec![],
-        });
     }
     Ok(out)
+}
+
+/// Soft-deletes the live leads of these Airtable records, which a read found gone (the pre-push
+/// read of `sync::push`). Returns the leads deleted.
+pub fn deleted_in_airtable(
+    conn: &mut SqliteConnection,
+    airtable_ids: &[String],
+    now: NaiveDateTime,
+) -> Result<Vec<Written>, AppError> {
+    let linked: Vec<(String, String)> = leads::table
+        .filter(leads::airtable_id.eq_any(airtable_ids))
+        .filter(leads::deleted_at.is_null())
+        .select((leads::id, leads::airtable_id.assume_not_null()))
+        .load(conn)?;
+    linked
+        .iter()
+        .map(|(id, airtable_id)| delete_gone(conn, id, airtable_id, now))
+        .collect()
+}
+
+/// Soft-deletes one lead whose record was deleted in Airtable (Airtable is the source of truth).
+/// Local changes not pushed yet are not lost: the `deleted` event holds them
+/// (`{field: [base, local]}`), and its message says so.
+fn delete_gone(
+    conn: &mut SqliteConnection,
+    id: &str,
+    airtable_id: &str,
+    now: NaiveDateTime,
+) -> Result<Written, AppError> {
+    let old = store::get(conn, id)?;
+    let pending: Option<OutboxRow> = outbox::table
+        .find(id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?;
+    let mut unpushed = Map::new();
+    let base = parse_snapshot(old.remote_fields.as_deref()).unwrap_or_default();
+    let local = local_snapshot(&old);
+    for f in crate::leads::outbox::pending_fields(pending.as_ref()) {
+        let null = Value::Null;
+        unpushed.insert(
+            f.clone(),
+            Value::Array(vec![
+                base.get(&f).unwrap_or(&null).clone(),
+                local.get(&f).unwrap_or(&null).clone(),
+            ]),
+        );
+    }
+    let mut new = old.clone();
+    new.deleted_at = Some(now);
+    new.updated_at = now;
+    new.version += 1;
+    new.airtable_id = None;
+    new.remote_fields = None;
+    new.sync_state = "synced".into();
+    new.synced_at = Some(now);
+    diesel::update(leads::table.filter(leads::id.eq(id)))
+        .set(&new)
+        .execute(conn)?;
+    diesel::delete(outbox::table.find(id)).execute(conn)?;
+    let msg = if unpushed.is_empty() {
+        format!("record {airtable_id} was deleted in Airtable")
+    } else {
+        format!(
+            "record {airtable_id} was deleted in Airtable while it had local changes not pushed \
+             yet; they are kept in this event's changes (restore the lead to send them again)"
+        )
+    };
+    history::record(conn, id, kind::DELETED, ACTOR, &unpushed, Some(&msg), now)?;
+    Ok(Written {
+        lead: new,
+        kind: ChangeKind::Deleted,
+        changed_fields: vec![],
+    })
 }

@@ -8,7 +8,9 @@
 //! creates go first, then the updates, then the deletes, [`MAX_BATCH`] records a request, in
 //! outbox order. A lead created and deleted before it ever reached Airtable needs no request.
 //!
-//! What a dry run cannot know: how Airtable will answer. A batch it rejects (422) is split to
+//! A push also reads the records of its updates and deletes back first (one list request per
+//! 100 of them, `sync::push`'s module doc); the dry run lists the writes only. What a dry run
+//! cannot know: how Airtable will answer. A batch it rejects (422) is split to
 //! find the bad record, so a push that meets a bad record sends more requests than planned; a
 //! table without the Lead ID field turns the first create into a plain create.
 

@@ -35,7 +35,7 @@ pub enum PullMode {
 
 impl SyncEngine {
     /// Applies one page in one transaction and announces the changes.
-    async fn apply_page(
+    pub(crate) async fn apply_page(
         &self,
         records: Vec<Record>,
         counts: &mut Counts,

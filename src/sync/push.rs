@@ -9,6 +9,19 @@
 //! - updates PATCH only the changed fields;
 //! - deletes remove the record (a record already gone counts as deleted).
 //!
+//! **No write without a current base** (SPEC §5.3a). Airtable has no conditional writes, so a
+//! PATCH sent on a stale merge base would overwrite an edit made in Airtable since the last pull,
+//! silently. Before the updates and deletes are sent, their records are read back (a list with
+//! `OR(RECORD_ID() = …)`, 100 ids a request: ceil(M/100) requests for M changes, one in the common
+//! case) and merged exactly as a pull would (`sync::apply`): a field changed on both sides is a
+//! conflict settled by `CONFLICT_POLICY` and recorded with base, local and remote; a record found
+//! gone is a deletion from Airtable (its unpushed local values are kept in the `deleted` event).
+//! Then those rows are read again from the outbox and sent. The read is made per group of at most
+//! 100 records, right before that group's writes, so the window left between reading and writing
+//! is the time of at most ten write requests (about 2 s at 5 requests a second); an Airtable edit
+//! made inside it is still overwritten, and is what the next pull then sees as the base. Creates
+//! need no read (there is no record yet) and send only the fields that have a value.
+//!
 //! A batch Airtable rejects with 422 is split in halves until the rejected record is alone: it is
 //! marked failed with Airtable's message, the others go through. Retryable failures (5xx,
 //! timeouts, connection) that outlast the client's own retries mark the batch's rows failed with
@@ -73,10 +86,14 @@ pub fn action(item: &Item) -> Action {
     }
 }
 
-/// The Airtable fields a create sends: every synced field, `extra`, and the Lead ID.
+/// The Airtable fields a create sends: every synced field that has a value (never a null or an
+/// unticked checkbox: Airtable leaves empty fields out anyway, and a field removed from the table
+/// would fail the create), `extra`, and the Lead ID.
 pub fn create_fields(engine: &SyncEngine, lead: &Lead) -> Fields {
-    let mut values: BTreeMap<String, Value> =
-        crate::leads::fields::snapshot(lead).into_iter().collect();
+    let mut values: BTreeMap<String, Value> = crate::leads::fields::snapshot(lead)
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Value::Null | Value::Bool(false)))
+        .collect();
     values.insert("id".into(), Value::String(lead.id.clone()));
     let extra: Map<String, Value> = serde_json::from_str(&lead.extra).unwrap_or_default();
     engine.map.to_fields(&values, Some(&extra))
@@ -118,6 +135,27 @@ pub fn due(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Item>, AppErro
         .collect())
 }
 
+/// The due rows of these leads (after a pre-push read merged their records).
+fn due_among(conn: &mut SqliteConnection, lead_ids: &[String]) -> Result<Vec<Item>, AppError> {
+    let now = crate::time::now();
+    let rows: Vec<(OutboxRow, Lead)> = outbox::table
+        .inner_join(leads::table)
+        .filter(outbox::lead_id.eq_any(lead_ids))
+        .filter(outbox::state.ne(state::DEAD))
+        .filter(outbox::next_attempt_at.le(now))
+        .order(outbox::created_at)
+        .select((OutboxRow::as_select(), Lead::as_select()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, lead)| Item { row, lead })
+        .collect())
+}
+
+/// Records of at most this many updates and deletes are read back in one request before they
+/// are sent (see the module doc).
+pub(crate) const PRE_READ: usize = 100;
+
 /// Backoff before attempt `attempts + 1`: 1 s doubling, at most 5 min, full jitter.
 fn backoff(attempts: i32) -> Duration {
     let ceiling = Duration::from_secs(1)
@@ -148,33 +186,111 @@ impl SyncEngine {
                 break;
             }
             skip.extend(items.iter().map(|i| i.row.lead_id.clone()));
-            let (batches, drops) = plan::batches(items);
-            if !drops.is_empty() {
-                self.db
-                    .write(move |c| {
-                        for i in &drops {
-                            finish_row(c, &i.row)?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
-            }
-            for batch in batches {
-                match self.push_batch(batch, &mut counts).await {
-                    Ok(()) => {
-                        self.set_reachable(true);
-                        let _ = run.progress("pushing", &counts).await;
-                    }
-                    Err(BatchError::Stop(e)) => {
-                        if e.is_retryable() {
-                            self.set_reachable(false);
-                        }
-                        return Err(RunError::Airtable(e));
-                    }
-                }
+            let (creates, rest): (Vec<Item>, Vec<Item>) = items
+                .into_iter()
+                .partition(|i| matches!(action(i), Action::Create | Action::Drop));
+            self.send_round(creates, run, &mut counts).await?;
+            for group in rest.chunks(PRE_READ) {
+                let ids: Vec<String> = group
+                    .iter()
+                    .filter_map(|i| i.lead.airtable_id.clone())
+                    .collect();
+                self.read_current(&ids, &mut counts)
+                    .await
+                    .inspect_err(|e| self.note_failure(e))?;
+                let lead_ids: Vec<String> = group.iter().map(|i| i.row.lead_id.clone()).collect();
+                let fresh = self.db.run(move |c| due_among(c, &lead_ids)).await?;
+                self.send_round(fresh, run, &mut counts).await?;
             }
         }
         Ok(counts)
+    }
+
+    /// Marks Airtable unreachable after a retryable failure.
+    fn note_failure(&self, e: &RunError) {
+        if let RunError::Airtable(e) = e
+            && e.is_retryable()
+        {
+            self.set_reachable(false);
+        }
+    }
+
+    /// Plans and sends rows: drops the ones with nothing to send, then every batch in order.
+    async fn send_round(
+        &self,
+        items: Vec<Item>,
+        run: &RunHandle,
+        counts: &mut Counts,
+    ) -> Result<(), RunError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (batches, drops) = plan::batches(items);
+        if !drops.is_empty() {
+            self.db
+                .write(move |c| {
+                    for i in &drops {
+                        finish_row(c, &i.row)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        for batch in batches {
+            match self.push_batch(batch, counts).await {
+                Ok(()) => {
+                    self.set_reachable(true);
+                    let _ = run.progress("pushing", counts).await;
+                }
+                Err(BatchError::Stop(e)) => {
+                    if e.is_retryable() {
+                        self.set_reachable(false);
+                    }
+                    return Err(RunError::Airtable(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The pre-push read (see the module doc): reads the current records of `ids` and merges
+    /// them as a pull would; records found gone are deletions from Airtable.
+    async fn read_current(&self, ids: &[String], counts: &mut Counts) -> Result<(), RunError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let params = crate::airtable::ListParams {
+            page_size: Some(crate::sync::pull::PAGE_SIZE),
+            filter_by_formula: Some(crate::airtable::formula::record_id_in(ids)),
+            ..Default::default()
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut offset: Option<String> = None;
+        loop {
+            let page = self.api.list_page(&params, offset.as_deref()).await?;
+            seen.extend(page.records.iter().map(|r| r.id.clone()));
+            self.apply_page(page.records, counts).await?;
+            match page.offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        let gone: Vec<String> = ids
+            .iter()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let written = self
+                .db
+                .write(move |c| apply::deleted_in_airtable(c, &gone, crate::time::now()))
+                .await?;
+            counts.deleted += written.len() as i32;
+            for w in &written {
+                self.bus.publish(w, apply::ACTOR);
+            }
+        }
+        Ok(())
     }
 
     /// Sends one batch; on 422 splits it to isolate the rejected records.

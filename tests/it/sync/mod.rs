@@ -1,6 +1,7 @@
 //! The sync engine against the Airtable simulator, asserting the data on both sides.
 
 pub mod fixture;
+mod prepush;
 mod push;
 mod restore;
 

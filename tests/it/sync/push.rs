@@ -62,7 +62,12 @@ async fn local_edits_are_pushed_in_batches_of_ten_with_only_the_changed_fields()
     let run = s.run(RunKind::Push).await;
     assert_eq!(run.pushed, 23);
     assert_eq!(s.api_requests(&["update"]), 3);
-    assert_eq!(run.requests, 3);
+    assert_eq!(
+        s.api_requests(&["list"]),
+        1,
+        "one pre-push read of the 23 records (SPEC 5.3a)"
+    );
+    assert_eq!(run.requests, 4);
     assert_eq!(
         sent_writes(&s),
         planned,

@@ -152,8 +152,8 @@ async fn after_a_restore_one_sync_brings_back_remote_changes_and_pushes_the_rest
     let push = s.run(RunKind::Push).await;
     assert_eq!(
         (push.pushed, push.requests),
-        (2, 2),
-        "the edit and the create"
+        (2, 3),
+        "the edit, its pre-push read and the create"
     );
 
     // Airtable's changes since the backup are here.
