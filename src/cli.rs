@@ -58,6 +58,10 @@ setting_flags! {
     rust_log => "RUST_LOG",
     log_format => "LOG_FORMAT",
     slow_query_ms => "SLOW_QUERY_MS",
+    http_header_timeout_ms => "HTTP_HEADER_TIMEOUT_MS",
+    http_idle_timeout_ms => "HTTP_IDLE_TIMEOUT_MS",
+    max_connections => "MAX_CONNECTIONS",
+    ws_init_timeout_ms => "WS_INIT_TIMEOUT_MS",
 }
 
 #[derive(Debug, Parser)]

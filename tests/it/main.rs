@@ -16,6 +16,7 @@ mod hostile;
 mod import;
 mod jobs;
 mod leads;
+mod limits_net;
 mod observability;
 mod pipeline;
 mod props;
