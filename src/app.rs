@@ -99,13 +99,12 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let service = router(app.clone());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    // Not `axum::serve`: it has no header or idle timeout and no connection cap (see
+    // `crate::server` § Connections).
+    let limits = crate::server::ConnLimits::from_config(&app.state.config);
+    let task = tokio::spawn(crate::server::serve(listener, service, limits, async {
+        let _ = rx.await;
+    }));
     Ok(Running {
         addr,
         app,

@@ -62,6 +62,10 @@ setting_flags! {
     sync_delete_grace => "SYNC_DELETE_GRACE",
     graphql_timeout_ms => "GRAPHQL_TIMEOUT_MS",
     max_response_bytes => "MAX_RESPONSE_BYTES",
+    http_header_timeout_ms => "HTTP_HEADER_TIMEOUT_MS",
+    http_idle_timeout_ms => "HTTP_IDLE_TIMEOUT_MS",
+    max_connections => "MAX_CONNECTIONS",
+    ws_init_timeout_ms => "WS_INIT_TIMEOUT_MS",
 }
 
 #[derive(Debug, Parser)]

@@ -27,6 +27,10 @@
 //! | `LEADCACHE_TOKENS_FILE` | none | extra API tokens file |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `text` | log filter; `json` for one object a line |
 //! | `SLOW_QUERY_MS` | `500` | GraphQL operations slower than this are logged with a warning |
+//! | `HTTP_HEADER_TIMEOUT_MS` | `10000` | time to send a request's headers (from its first byte, or from connecting), and the longest pause inside a request body |
+//! | `HTTP_IDLE_TIMEOUT_MS` | `60000` | a keep-alive connection with no new request for this long is closed |
+//! | `MAX_CONNECTIONS` | `1024` | open connections (WebSockets included); further ones are closed at once |
+//! | `WS_INIT_TIMEOUT_MS` | `10000` | a WebSocket must send `connection_init` within this time (else closed 4408) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -154,6 +158,15 @@ pub struct Config {
     /// Largest response body of one operation, and of the `sql` console's rows
     /// (`MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
+    /// How long a client may take to send a request's headers, and the longest pause inside a
+    /// request body (`HTTP_HEADER_TIMEOUT_MS`).
+    pub http_header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request (`HTTP_IDLE_TIMEOUT_MS`).
+    pub http_idle_timeout: Duration,
+    /// Most connections open at once, WebSockets included (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a WebSocket may take to send `connection_init` (`WS_INIT_TIMEOUT_MS`).
+    pub ws_init_timeout: Duration,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -188,6 +201,10 @@ pub const VARIABLES: &[&str] = &[
     "SYNC_DELETE_GRACE",
     "GRAPHQL_TIMEOUT_MS",
     "MAX_RESPONSE_BYTES",
+    "HTTP_HEADER_TIMEOUT_MS",
+    "HTTP_IDLE_TIMEOUT_MS",
+    "MAX_CONNECTIONS",
+    "WS_INIT_TIMEOUT_MS",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -296,6 +313,20 @@ fn positive(src: &Source, var: &'static str, default: u64) -> Result<u64, Config
             _ => Err(invalid(var, v, "expected a whole number above 0")),
         },
     }
+}
+
+/// A duration in whole milliseconds, from 1 ms to a day.
+fn positive_ms(src: &Source, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    const DAY_MS: u64 = 86_400_000;
+    let v: u64 = parse_or(src, var, default)?;
+    if !(1..=DAY_MS).contains(&v) {
+        return Err(invalid(
+            var,
+            src.get(var).unwrap_or_default(),
+            format!("must be from 1 to {DAY_MS} (milliseconds)"),
+        ));
+    }
+    Ok(Duration::from_millis(v))
 }
 
 fn positive_f64(src: &Source, var: &'static str, default: f64) -> Result<f64, ConfigError> {
@@ -427,13 +458,26 @@ impl Config {
             log_format,
             slow_query: Duration::from_millis(parse_or(src, "SLOW_QUERY_MS", 500u64)?),
             sync_delete_grace: duration(src, "SYNC_DELETE_GRACE", Duration::from_secs(600))?,
-            graphql_timeout: Duration::from_millis(positive(src, "GRAPHQL_TIMEOUT_MS", 10_000)?),
+            graphql_timeout: positive_ms(src, "GRAPHQL_TIMEOUT_MS", 10_000)?,
             max_response_bytes: usize::try_from(positive(
                 src,
                 "MAX_RESPONSE_BYTES",
                 16 * 1024 * 1024,
             )?)
             .unwrap_or(usize::MAX),
+            http_header_timeout: positive_ms(src, "HTTP_HEADER_TIMEOUT_MS", 10_000)?,
+            http_idle_timeout: positive_ms(src, "HTTP_IDLE_TIMEOUT_MS", 60_000)?,
+            max_connections: match parse_or::<usize>(src, "MAX_CONNECTIONS", 1024)? {
+                0 => {
+                    return Err(invalid(
+                        "MAX_CONNECTIONS",
+                        "0",
+                        "must allow at least 1 connection",
+                    ));
+                }
+                n => n,
+            },
+            ws_init_timeout: positive_ms(src, "WS_INIT_TIMEOUT_MS", 10_000)?,
         })
     }
 
@@ -584,6 +628,25 @@ mod tests {
         assert_eq!(c.cache_refresh_interval, Duration::from_secs(7200));
         assert_eq!(c.backup_schedule.as_deref(), Some("0 0 3 * * *"));
         assert_eq!(c.slow_query, Duration::from_millis(500));
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.ws_init_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn connection_limits_are_read_in_milliseconds() {
+        let c = Config::load(&Source::from_pairs([
+            ("HTTP_HEADER_TIMEOUT_MS", "250"),
+            ("HTTP_IDLE_TIMEOUT_MS", "1500"),
+            ("MAX_CONNECTIONS", "8"),
+            ("WS_INIT_TIMEOUT_MS", "300"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http_header_timeout, Duration::from_millis(250));
+        assert_eq!(c.http_idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_connections, 8);
+        assert_eq!(c.ws_init_timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -616,6 +679,12 @@ mod tests {
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
             ("SLOW_QUERY_MS", "-5"),
             ("SLOW_QUERY_MS", "fast"),
+            ("HTTP_HEADER_TIMEOUT_MS", "0"),
+            ("HTTP_IDLE_TIMEOUT_MS", "soon"),
+            ("HTTP_IDLE_TIMEOUT_MS", "18446744073709551615"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "-1"),
+            ("WS_INIT_TIMEOUT_MS", "0"),
         ];
         for (var, value) in cases {
             let err = Config::load(&Source::from_pairs([(var, value)])).unwrap_err();

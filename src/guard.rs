@@ -1,7 +1,10 @@
 //! What the HTTP layer checks before a request reaches GraphQL, and the access log.
 //!
 //! - **Request shape**: a body that is not one GraphQL request (bad JSON, invalid UTF-8, wrong
-//!   types) is refused with 400 `VALIDATION`; a body over the limit with 413 `LIMIT`.
+//!   types) is refused with 400 `VALIDATION`; a body over the limit with 413 `LIMIT`, in the same
+//!   JSON error shape as every other refusal (announced by `Content-Length`: refused before it is
+//!   read, by [`body_limit`]; chunked: cut at the limit); a body that pauses longer than
+//!   `HTTP_HEADER_TIMEOUT_MS` with 408 `LIMIT`.
 //! - **No batching**: async-graphql would accept a JSON array of operations in one request. We
 //!   refuse it (400, `LIMIT`): every limit (depth, complexity, query size, time) is per operation,
 //!   and a batch would multiply them; one operation per request is also what the access log and
@@ -13,6 +16,11 @@
 //! - **Open servers answer only local pages**: with no token configured, a request must be
 //!   addressed to a loopback host (`Host`), which stops DNS-rebinding pages, and a WebSocket must
 //!   come from a loopback `Origin` when a browser sends one, which stops cross-site WebSocket reads.
+//!   The `Host` check ([`local_only`]) covers every route (the admin page, GraphiQL, the SDL, the
+//!   exports, metrics), except the probes `/healthz` and `/readyz`: they answer "ok" and the
+//!   database's state, nothing a rebinding page could use, and a probe's `Host` is often not
+//!   `localhost` (a load balancer or monitor reaching the loopback server through a local
+//!   forwarder), which must not make a healthy server look down.
 //! - **Access log**: one line per request (target `leadcache::access`): method, path (never the
 //!   query string: a GET GraphQL query may hold personal data), status, duration and the GraphQL
 //!   operation name. Headers are never logged, so neither is `Authorization`. Probes (`/healthz`,
@@ -49,6 +57,13 @@ impl IntoResponse for RequestRejection {
         };
         match self.0 {
             ParseRequestError::PayloadTooLarge => graphql_error(too_large()),
+            ParseRequestError::Io(e) if is_body_timeout(&e) => {
+                let mut resp = graphql_error(AppError::Limit(
+                    "the request body paused for longer than HTTP_HEADER_TIMEOUT_MS".into(),
+                ));
+                *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                resp
+            }
             ParseRequestError::Io(e) if e.to_string().contains("length limit exceeded") => {
                 graphql_error(too_large())
             }
@@ -71,6 +86,51 @@ impl IntoResponse for RequestRejection {
             other => graphql_error(AppError::validation("body", other.to_string())),
         }
     }
+}
+
+/// Whether a body read failed because the body paused too long (`tower_http`'s body timeout;
+/// async-graphql-axum passes body errors on as text only).
+fn is_body_timeout(e: &std::io::Error) -> bool {
+    e.to_string()
+        .contains("data was not received within the designated timeout")
+}
+
+/// Refuses a body whose announced size (`Content-Length`) is over [`MAX_BODY_BYTES`] with the
+/// JSON `LIMIT` error, before any of it is read. (`tower_http`'s limit layer would answer such a
+/// request itself, in plain text.)
+pub async fn body_limit(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = announced
+        && len > MAX_BODY_BYTES as u64
+    {
+        return graphql_error(AppError::Limit(format!(
+            "the request body is {len} bytes; at most {MAX_BODY_BYTES} are accepted"
+        )));
+    }
+    next.run(req).await
+}
+
+/// Paths answered whatever the `Host` (see the module docs).
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
+/// On an open server (no tokens), refuses requests addressed to a host other than loopback on
+/// every route but the probes, with 403 `FORBIDDEN` (DNS rebinding).
+pub async fn local_only(
+    axum::extract::State(app): axum::extract::State<crate::server::App>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !PROBES.contains(&req.uri().path())
+        && let crate::tokens::Verdict::Open(_) = app.auth.check(None).await
+        && let Err(e) = open_server_check(req.headers(), false)
+    {
+        return graphql_error(e);
+    }
+    next.run(req).await
 }
 
 /// Refuses a POST whose content type a browser may send cross-site without a preflight.

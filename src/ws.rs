@@ -15,6 +15,16 @@
 //!
 //! The credentials are checked again every [`RECHECK_EVERY`] while the socket is open: a token
 //! revoked meanwhile closes it with 4403 `UNAUTHENTICATED: unknown or revoked token`.
+//!
+//! Bounds, on both protocols (close codes from graphql-transport-ws's PROTOCOL.md):
+//! - a socket that sends no `connection_init` within `WS_INIT_TIMEOUT_MS` (10 s) is closed with
+//!   4408; a `subscribe` before `connection_init` with 4401;
+//! - a `subscribe` whose id is still active is closed with 4409 (async-graphql would silently
+//!   replace the running subscription);
+//! - a message over [`crate::server::WS_MAX_MESSAGE_BYTES`] is closed with 1009, unread;
+//! - a query text over [`crate::graphql::MAX_QUERY_BYTES`] is refused as over HTTP: an `error`
+//!   message for that id with code `LIMIT`; the socket and its other subscriptions stay;
+//! - the socket holds one of the server's `MAX_CONNECTIONS` slots for as long as it is open.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -105,14 +115,17 @@ async fn serve(
     header_token: Option<String>,
 ) {
     let (mut sink, stream) = socket.split();
-    let input = stream
-        .take_while(|msg| futures::future::ready(msg.is_ok()))
-        .filter_map(|msg| {
-            futures::future::ready(match msg {
-                Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
-                _ => None,
+    let gate = Arc::new(Mutex::new(Gate::new(protocol)));
+    // Answers decided while reading (a refused subscribe, a closing violation), sent by the loop.
+    let (control, mut decided) = futures::channel::mpsc::unbounded::<Message>();
+    let input = {
+        let gate = gate.clone();
+        stream
+            .scan((), move |_, msg| {
+                futures::future::ready(screen(msg, &gate, &control))
             })
-        });
+            .filter_map(futures::future::ready)
+    };
     let auth = app.auth.clone();
     // The credentials `connection_init` was let in with (`Some(None)`: an open server, no token).
     let accepted: Arc<Mutex<Option<Option<String>>>> = Arc::default();
@@ -143,20 +156,48 @@ async fn serve(
                 let refused = code == 1002
                     && (reason.starts_with("UNAUTHENTICATED:") || reason.starts_with("FORBIDDEN:"));
                 let code = if refused { CLOSE_REFUSED } else { code };
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: truncate(reason, MAX_CLOSE_REASON).into(),
-                }))
+                close(code, reason)
             }
         });
     futures::pin_mut!(messages);
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let init_deadline = tokio::time::sleep(app.state.config.ws_init_timeout);
+    futures::pin_mut!(init_deadline);
+    let init_seen = |gate: &Mutex<Gate>| gate.lock().map(|g| g.init_seen).unwrap_or(true);
     loop {
         tokio::select! {
+            biased;
+            Some(msg) = decided.next() => {
+                let closing = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || closing {
+                    break;
+                }
+            }
             msg = messages.next() => {
-                let Some(msg) = msg else { break };
+                let Some(msg) = msg else {
+                    // The input ended: a close decided while reading it goes out first.
+                    while let Ok(msg) = decided.try_recv() {
+                        let closing = matches!(msg, Message::Close(_));
+                        if sink.send(msg).await.is_err() || closing {
+                            break;
+                        }
+                    }
+                    break;
+                };
+                if let Message::Text(text) = &msg
+                    && let Ok(mut g) = gate.lock()
+                {
+                    g.sent(text);
+                }
                 if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            () = &mut init_deadline, if !init_seen(&gate) => {
+                if !init_seen(&gate) {
+                    tracing::debug!("closing a WebSocket that sent no connection_init in time");
+                    let _ = sink.send(close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".into())).await;
                     break;
                 }
             }
@@ -167,15 +208,180 @@ async fn serve(
                 if let Verdict::Denied(e) = app.auth.check(token.as_deref()).await {
                     let reason = format!("{}: {}", e.code(), e.public_message());
                     tracing::info!(reason, "closing a subscription socket whose credentials no longer hold");
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: CLOSE_REFUSED,
-                            reason: truncate(reason, MAX_CLOSE_REASON).into(),
-                        })))
-                        .await;
+                    let _ = sink.send(close(CLOSE_REFUSED, reason)).await;
                     break;
                 }
             }
+        }
+    }
+}
+
+fn close(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: truncate(reason, MAX_CLOSE_REASON).into(),
+    }))
+}
+
+/// One message from the client, screened before async-graphql sees it: `Some(Some(bytes))` to
+/// pass on, `Some(None)` to drop (answered through `control`), `None` to end the input (a close
+/// frame is queued on `control` when the client broke a rule).
+fn screen(
+    msg: Result<Message, axum::Error>,
+    gate: &Mutex<Gate>,
+    control: &futures::channel::mpsc::UnboundedSender<Message>,
+) -> Option<Option<axum::body::Bytes>> {
+    let bytes = match msg {
+        Ok(m @ (Message::Text(_) | Message::Binary(_))) => m.into_data(),
+        Ok(_) => return Some(None),
+        Err(e) => {
+            // tungstenite refuses a message over the cap before reading it, and says so only in
+            // text. Reading on after that would read the refused message after all.
+            let text = e.to_string();
+            if text.contains("Message too long") || text.contains("Space limit exceeded") {
+                let _ = control.unbounded_send(close(
+                    CLOSE_TOO_BIG,
+                    format!(
+                        "message too big: at most {} bytes",
+                        crate::server::WS_MAX_MESSAGE_BYTES
+                    ),
+                ));
+            }
+            return None;
+        }
+    };
+    let screened = match gate.lock() {
+        Ok(mut g) => g.screen(&bytes),
+        Err(_) => Screened::Pass,
+    };
+    match screened {
+        Screened::Pass => Some(Some(bytes)),
+        Screened::Answer(text) => {
+            let _ = control.unbounded_send(Message::Text(text.into()));
+            Some(None)
+        }
+        Screened::Close(code, reason) => {
+            let _ = control.unbounded_send(close(code, reason));
+            None
+        }
+    }
+}
+
+/// Close code for a socket that sent no `connection_init` in time (graphql-transport-ws: "4408:
+/// Connection initialisation timeout"; `WS_INIT_TIMEOUT_MS`).
+pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
+/// Close code for a `subscribe` whose id is already active ("4409: Subscriber for `<id>` already
+/// exists").
+pub const CLOSE_DUPLICATE_ID: u16 = 4409;
+/// Close code for a `subscribe` before `connection_init` ("4401: Unauthorized").
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code for a message over [`crate::server::WS_MAX_MESSAGE_BYTES`] (RFC 6455: 1009
+/// "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// What the protocol rules say about one client message.
+#[derive(Debug, PartialEq)]
+enum Screened {
+    /// async-graphql handles it.
+    Pass,
+    /// Answered here (a refused operation); not passed on.
+    Answer(String),
+    /// The client broke the protocol: close the socket.
+    Close(u16, String),
+}
+
+/// The protocol rules async-graphql leaves out (it replaces a subscription whose id is reused,
+/// and knows nothing of our query-size limit), and the ids they need.
+struct Gate {
+    protocol: WebSocketProtocols,
+    init_seen: bool,
+    /// Operations started and not yet completed (by either side).
+    active: std::collections::HashSet<String>,
+}
+
+/// The fields of a client message the rules look at.
+#[derive(serde::Deserialize)]
+struct Peek {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+    /// Any JSON: a `connection_init` payload may be anything.
+    payload: Option<serde_json::Value>,
+}
+
+impl Gate {
+    fn new(protocol: WebSocketProtocols) -> Self {
+        Gate {
+            protocol,
+            init_seen: false,
+            active: Default::default(),
+        }
+    }
+
+    fn screen(&mut self, bytes: &[u8]) -> Screened {
+        // What does not parse is async-graphql's to refuse (it closes with 1002).
+        let Ok(msg) = serde_json::from_slice::<Peek>(bytes) else {
+            return Screened::Pass;
+        };
+        match (msg.kind.as_deref(), msg.id) {
+            (Some("connection_init"), _) => {
+                self.init_seen = true;
+                Screened::Pass
+            }
+            (Some("subscribe" | "start"), Some(id)) => {
+                if !self.init_seen {
+                    return Screened::Close(CLOSE_UNAUTHORIZED, "Unauthorized".into());
+                }
+                if self.active.contains(&id) {
+                    return Screened::Close(
+                        CLOSE_DUPLICATE_ID,
+                        format!("Subscriber for {id} already exists"),
+                    );
+                }
+                let query_bytes = msg
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("query"))
+                    .and_then(|q| q.as_str().map(str::len))
+                    .unwrap_or(0);
+                let max = crate::graphql::MAX_QUERY_BYTES;
+                if query_bytes > max {
+                    let error = serde_json::json!({
+                        "message": format!(
+                            "the query text is {query_bytes} bytes; at most {max} are accepted (pass large inputs as variables)"
+                        ),
+                        "extensions": {"code": "LIMIT"},
+                    });
+                    // graphql-transport-ws: `error` with a list of errors ends the operation;
+                    // the legacy protocol's `error` carries one error object.
+                    let payload = match self.protocol {
+                        WebSocketProtocols::GraphQLWS => serde_json::json!([error]),
+                        WebSocketProtocols::SubscriptionsTransportWS => error,
+                    };
+                    return Screened::Answer(
+                        serde_json::json!({"type": "error", "id": id, "payload": payload})
+                            .to_string(),
+                    );
+                }
+                self.active.insert(id);
+                Screened::Pass
+            }
+            (Some("complete" | "stop"), Some(id)) => {
+                self.active.remove(&id);
+                Screened::Pass
+            }
+            _ => Screened::Pass,
+        }
+    }
+
+    /// A message async-graphql sent: a `complete` frees its id.
+    fn sent(&mut self, text: &str) {
+        // serde writes the tag first: `{"type":"complete","id":"..."}`.
+        if !text.starts_with(r#"{"type":"complete""#) {
+            return;
+        }
+        if let Ok(Peek { id: Some(id), .. }) = serde_json::from_str::<Peek>(text) {
+            self.active.remove(&id);
         }
     }
 }
@@ -205,6 +411,71 @@ mod tests {
         let cut = truncate(long, MAX_CLOSE_REASON);
         assert!(cut.len() <= MAX_CLOSE_REASON, "{}", cut.len());
         assert!(cut.ends_with('…'));
+    }
+
+    fn screen(g: &mut Gate, msg: serde_json::Value) -> Screened {
+        g.screen(msg.to_string().as_bytes())
+    }
+
+    #[test]
+    fn the_gate_keeps_ids_unique_while_active() {
+        let mut g = Gate::new(WebSocketProtocols::GraphQLWS);
+        let sub = |id: &str| serde_json::json!({"type": "subscribe", "id": id, "payload": {"query": "subscription { x }"}});
+        assert!(matches!(
+            screen(&mut g, sub("1")),
+            Screened::Close(CLOSE_UNAUTHORIZED, _)
+        ));
+        assert_eq!(
+            screen(
+                &mut g,
+                serde_json::json!({"type": "connection_init", "payload": "odd"})
+            ),
+            Screened::Pass
+        );
+        assert_eq!(screen(&mut g, sub("1")), Screened::Pass);
+        assert_eq!(
+            screen(&mut g, sub("1")),
+            Screened::Close(CLOSE_DUPLICATE_ID, "Subscriber for 1 already exists".into())
+        );
+        // Completed by the client, or by the server: free again.
+        assert_eq!(
+            screen(&mut g, serde_json::json!({"type": "complete", "id": "1"})),
+            Screened::Pass
+        );
+        assert_eq!(screen(&mut g, sub("1")), Screened::Pass);
+        g.sent(r#"{"type":"complete","id":"1"}"#);
+        assert_eq!(screen(&mut g, sub("1")), Screened::Pass);
+        // Whatever does not parse is async-graphql's to refuse.
+        assert_eq!(g.screen(b"not json"), Screened::Pass);
+    }
+
+    #[test]
+    fn a_query_over_the_limit_is_answered_not_passed_on() {
+        for (protocol, list) in [
+            (WebSocketProtocols::GraphQLWS, true),
+            (WebSocketProtocols::SubscriptionsTransportWS, false),
+        ] {
+            let mut g = Gate::new(protocol);
+            screen(&mut g, serde_json::json!({"type": "connection_init"}));
+            let query = "x".repeat(crate::graphql::MAX_QUERY_BYTES + 1);
+            let Screened::Answer(text) = screen(
+                &mut g,
+                serde_json::json!({"type": "start", "id": "big", "payload": {"query": query}}),
+            ) else {
+                panic!("not answered");
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["id"], "big");
+            let error = if list {
+                &v["payload"][0]
+            } else {
+                &v["payload"]
+            };
+            assert_eq!(error["extensions"]["code"], "LIMIT", "{v}");
+            // Refused, so the id is not taken.
+            assert!(g.active.is_empty());
+        }
     }
 
     #[test]

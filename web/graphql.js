@@ -86,6 +86,27 @@ export async function gql(query, variables = {}) {
   }
 }
 
+/** Like `gql` for a part of a page that some roles may not see: resolves to `null` when the
+ * server refuses it (FORBIDDEN), without asking for another token. */
+export async function gqlOptional(query, variables = {}) {
+  let res;
+  try {
+    res = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (e) {
+    throw new ApiError(`Server unreachable: ${e.message}`, 'NETWORK');
+  }
+  let body = null;
+  try { body = await res.json(); } catch { body = null; }
+  const errs = body && Array.isArray(body.errors) ? body.errors : [];
+  if (errs.some((e) => e && e.extensions && e.extensions.code === 'FORBIDDEN')) return null;
+  if (errs.length) throw new ApiError(errs.map((e) => e && e.message).join('; '), (errs[0].extensions || {}).code, res.status);
+  return body ? body.data : null;
+}
+
 /** GET a URL with the Authorization header and save the answer as a file. */
 export async function download(url, filename) {
   for (let attempt = 0; ; attempt += 1) {

@@ -1,6 +1,8 @@
 //! GraphQL input types and their conversion to the store's change maps and filters.
 
-use async_graphql::{Enum, ID, InputObject, Json, MaybeUndefined};
+use async_graphql::{
+    CustomValidator, Enum, ID, InputObject, InputType, InputValueError, Json, MaybeUndefined,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -24,6 +26,43 @@ fn put_maybe<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: MaybeUndefi
         }
     }
 }
+
+/// Most values a `LeadFilter` list (`status`, `syncState`) takes: a filter names a handful of
+/// statuses, and each value becomes a SQL variable (SQLite takes at most 32,766 in a statement).
+/// The other list arguments have their own caps, checked by their resolvers: `createLeads`'
+/// `inputs` ([`crate::graphql::mutation::MAX_BATCH`]), `addLeadsToCampaign`'s `leadIds`
+/// ([`crate::campaigns::MAX_ADD`]) and `leads`' `orderBy` (4 keys).
+pub const MAX_FILTER_VALUES: usize = 100;
+
+/// Refuses a list longer than `max` with code `LIMIT`, naming the field and the cap.
+pub struct MaxValues {
+    pub field: &'static str,
+    pub max: usize,
+}
+
+impl<T: InputType> CustomValidator<Vec<T>> for MaxValues {
+    fn check(&self, value: &Vec<T>) -> Result<(), InputValueError<Vec<T>>> {
+        if value.len() <= self.max {
+            return Ok(());
+        }
+        Err(InputValueError::custom(format!(
+            "{} takes at most {} values; got {}",
+            self.field,
+            self.max,
+            value.len()
+        ))
+        .with_extension("code", "LIMIT"))
+    }
+}
+
+const STATUS_CAP: MaxValues = MaxValues {
+    field: "LeadFilter.status",
+    max: MAX_FILTER_VALUES,
+};
+const SYNC_STATE_CAP: MaxValues = MaxValues {
+    field: "LeadFilter.syncState",
+    max: MAX_FILTER_VALUES,
+};
 
 fn time(t: DateTime<Utc>) -> String {
     crate::time::format(t.naive_utc())
@@ -177,7 +216,8 @@ impl LeadPatch {
 #[derive(InputObject, Debug, Clone, Default)]
 #[graphql(name = "LeadFilter")]
 pub struct LeadFilterInput {
-    /// One of these statuses.
+    /// One of these statuses (at most 100).
+    #[graphql(validator(custom = "STATUS_CAP"))]
     pub status: Option<Vec<String>>,
     /// Company, compared without case, punctuation or legal suffix (`acme` finds `ACME, Inc.`).
     pub company: Option<String>,
@@ -193,7 +233,8 @@ pub struct LeadFilterInput {
     pub verified: Option<bool>,
     /// Waiting for enrichment or not.
     pub needs_enrichment: Option<bool>,
-    /// One of these sync states.
+    /// One of these sync states (at most 100).
+    #[graphql(validator(custom = "SYNC_STATE_CAP"))]
     pub sync_state: Option<Vec<SyncState>>,
     /// Score at least this.
     pub score_min: Option<f64>,

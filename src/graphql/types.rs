@@ -484,6 +484,16 @@ pub struct BulkCreatePayload {
     pub results: Vec<BulkItemResult>,
 }
 
+/// Lets a field through only for callers with at least this role; others get `FORBIDDEN` on that
+/// field (null, with the error), the rest of the object still answers.
+pub struct RoleGuard(pub crate::auth::Role);
+
+impl async_graphql::Guard for RoleGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        crate::graphql::caller(ctx)?.require(self.0).gql()
+    }
+}
+
 /// The state of the local cache.
 #[derive(SimpleObject)]
 pub struct CacheStatus {
@@ -509,7 +519,8 @@ pub struct CacheStatus {
     pub airtable_reachable: Option<bool>,
     /// local-only, airtable or demo.
     pub mode: String,
-    /// The newest backup.
+    /// The newest backup (admin: its file name is the backup folder's, like `backups`).
+    #[graphql(guard = "RoleGuard(crate::auth::Role::Admin)")]
     pub last_backup: Option<Backup>,
     /// Airtable requests made today (UTC).
     pub requests_today: i64,

@@ -692,3 +692,143 @@ async fn an_open_server_serves_only_local_callers_and_is_refused_off_loopback() 
         .expect("must refuse");
     assert!(err.to_string().contains("without API tokens"), "{err}");
 }
+
+#[tokio::test]
+async fn cache_status_last_backup_is_admin_only() {
+    let app = TestApp::start().await;
+    let read = token(&app, "dash-read", Role::Read);
+    let write = token(&app, "dash-write", Role::Write);
+    let admin = token(&app, "dash-admin", Role::Admin);
+    let (_, body) = post(
+        &app,
+        Some(&admin),
+        json!({"query": "mutation { backupNow { file } }"}),
+    )
+    .await;
+    let file = body["data"]["backupNow"]["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body:#}"))
+        .to_string();
+    let q = json!({"query": "{ cacheStatus { totalLeads lastBackup { file reason } } }"});
+    for t in [&read, &write] {
+        let (status, body) = post(&app, Some(t), q.clone()).await;
+        assert_eq!(status, 200, "{body:#}");
+        assert_eq!(
+            body["data"]["cacheStatus"]["totalLeads"], 0,
+            "the rest answers: {body:#}"
+        );
+        assert!(
+            body["data"]["cacheStatus"]["lastBackup"].is_null(),
+            "{body:#}"
+        );
+        assert_eq!(first_code(&body).as_deref(), Some("FORBIDDEN"), "{body:#}");
+        assert_eq!(
+            body["errors"][0]["path"],
+            json!(["cacheStatus", "lastBackup"]),
+            "{body:#}"
+        );
+        assert!(!body.to_string().contains(&file), "{body:#}");
+    }
+    // Without the field, a read token sees no error.
+    let (_, body) = post(
+        &app,
+        Some(&read),
+        json!({"query": "{ cacheStatus { totalLeads fresh } }"}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    let (_, body) = post(&app, Some(&admin), q).await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    assert_eq!(
+        body["data"]["cacheStatus"]["lastBackup"]["file"],
+        file.as_str()
+    );
+}
+
+#[tokio::test]
+async fn the_admin_page_and_graphiql_cannot_be_framed() {
+    let app = TestApp::start().await;
+    for path in ["/", "/index.html", "/app.js", "/graphiql", "/no-such-page"] {
+        let resp = app.get(path).await;
+        let h = resp.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    let resp = app.get("/").await;
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let host = app.running.addr.to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains(&format!("connect-src 'self' ws://{host} wss://{host}")),
+        "the page's own WebSocket is allowed: {csp}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_server_refuses_a_foreign_host_on_every_route_but_the_probes() {
+    let app = TestApp::start().await;
+    let routes = [
+        "/",
+        "/index.html",
+        "/app.js",
+        "/no-such-page",
+        "/graphiql",
+        "/schema.graphql",
+        "/metrics",
+        "/export/leads.csv",
+        "/export/leads.json",
+        "/graphql?query=%7Bstatuses%7D",
+        "/graphql/ws",
+    ];
+    for path in routes {
+        let local = app.http.get(app.url(path)).send().await.unwrap();
+        assert_ne!(local.status(), 403, "{path} refused a local caller");
+        let resp = app
+            .http
+            .get(app.url(path))
+            .header("Host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{path} answered a foreign Host");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            first_code(&body).as_deref(),
+            Some("FORBIDDEN"),
+            "{path}: {body}"
+        );
+    }
+    for probe in ["/healthz", "/readyz"] {
+        let resp = app
+            .http
+            .get(app.url(probe))
+            .header("Host", "lb.internal:8080")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{probe} is for any prober");
+    }
+    // With tokens the server is no longer open: Host is not checked (the token is).
+    let read = token(&app, "remote", Role::Read);
+    let deadline = Instant::now() + leadcache::tokens::CACHE_TTL * 5;
+    loop {
+        let resp = app
+            .http
+            .get(app.url("/schema.graphql"))
+            .header("Host", "leads.example")
+            .bearer_auth(&read)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", resp.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -42,6 +42,11 @@ async fn oversized_bodies_are_refused_with_413() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    let body: Value = resp
+        .json()
+        .await
+        .expect("the refusal is the JSON error, not plain text");
+    assert_eq!(code(&body), "LIMIT", "{body:#}");
     assert_eq!(leads(&app).await, before);
     still_healthy(&app).await;
 }

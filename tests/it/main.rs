@@ -18,6 +18,7 @@ mod import;
 mod jobs;
 mod leads;
 mod limits;
+mod limits_net;
 mod observability;
 mod pipeline;
 mod props;

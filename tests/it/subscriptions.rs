@@ -59,6 +59,15 @@ impl WsClient {
         payload: Value,
         recv_buffer: Option<u32>,
     ) -> WsClient {
+        let mut client = WsClient::bare(app, protocol, recv_buffer).await;
+        client
+            .send(json!({"type": "connection_init", "payload": payload}))
+            .await;
+        client
+    }
+
+    /// Opens the socket and sends nothing.
+    async fn bare(app: &TestApp, protocol: Protocol, recv_buffer: Option<u32>) -> WsClient {
         let url = app.url("/graphql/ws").replacen("http://", "ws://", 1);
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -78,11 +87,7 @@ impl WsClient {
             protocol.name(),
             "the server speaks the asked protocol"
         );
-        let mut client = WsClient { ws, protocol };
-        client
-            .send(json!({"type": "connection_init", "payload": payload}))
-            .await;
-        client
+        WsClient { ws, protocol }
     }
 
     /// Opens the socket and waits for `connection_ack`.
@@ -605,4 +610,147 @@ async fn a_subscriber_that_stops_reading_does_not_slow_writers_and_is_told_why_i
 async fn a_subscriber_that_stops_reading_does_not_slow_writers_and_is_told_why_it_was_dropped_legacy_graphql_ws()
  {
     slow_subscriber_is_dropped_without_slowing_writers(Protocol::Legacy).await;
+}
+
+// ---- Protocol bounds (issue 15, item 9) ----
+
+async fn a_socket_that_never_inits_is_closed_with_4408(protocol: Protocol) {
+    let wait = Duration::from_millis(400);
+    let app = TestApp::start_with(|c| c.ws_init_timeout = wait).await;
+    let started = std::time::Instant::now();
+    let mut silent = WsClient::bare(&app, protocol, None).await;
+    match silent.recv().await {
+        Got::Closed(code, reason) => {
+            assert_eq!(code, 4408, "{reason}");
+            assert!(reason.contains("initialisation timeout"), "{reason}");
+        }
+        other => panic!("expected a 4408 close, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= wait - Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    // A socket that did init stays open past the timeout.
+    let mut ws = WsClient::connect(&app, protocol, json!({})).await;
+    tokio::time::sleep(wait * 2).await;
+    ws.assert_nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed_with_4408_graphql_transport_ws() {
+    a_socket_that_never_inits_is_closed_with_4408(Protocol::Transport).await;
+}
+
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed_with_4408_legacy_graphql_ws() {
+    a_socket_that_never_inits_is_closed_with_4408(Protocol::Legacy).await;
+}
+
+async fn a_reused_subscribe_id_closes_with_4409(protocol: Protocol) {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::connect(&app, protocol, json!({})).await;
+    ws.subscribe_changes(&app, "1", json!({})).await;
+    // Completed ids may be used again.
+    ws.subscribe_changes(&app, "2", json!({})).await;
+    ws.unsubscribe("2").await;
+    match ws.recv().await {
+        Got::Json(m) if m["type"] == "complete" && m["id"] == "2" => {}
+        other => panic!("expected complete for 2, got {other:?}"),
+    }
+    ws.subscribe_changes(&app, "2", json!({})).await;
+    // A live one may not.
+    ws.subscribe("1", CHANGES, json!({})).await;
+    match ws.recv().await {
+        Got::Closed(code, reason) => {
+            assert_eq!(code, 4409, "{reason}");
+            assert_eq!(reason, "Subscriber for 1 already exists");
+        }
+        other => panic!("expected a 4409 close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reused_subscribe_id_closes_the_socket_with_4409_graphql_transport_ws() {
+    a_reused_subscribe_id_closes_with_4409(Protocol::Transport).await;
+}
+
+#[tokio::test]
+async fn a_reused_subscribe_id_closes_the_socket_with_4409_legacy_graphql_ws() {
+    a_reused_subscribe_id_closes_with_4409(Protocol::Legacy).await;
+}
+
+#[tokio::test]
+async fn a_subscribe_before_connection_init_closes_with_4401() {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::bare(&app, Protocol::Transport, None).await;
+    ws.subscribe("1", CHANGES, json!({})).await;
+    match ws.recv().await {
+        Got::Closed(code, _) => assert_eq!(code, 4401),
+        other => panic!("expected a 4401 close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_cap_closes_with_1009_and_the_server_goes_on() {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::connect(&app, Protocol::Transport, json!({})).await;
+    let cap = leadcache::server::WS_MAX_MESSAGE_BYTES;
+    let padding = "x".repeat(cap);
+    ws.send(json!({"type": "ping", "payload": {"pad": padding}}))
+        .await;
+    match ws.recv().await {
+        Got::Closed(code, reason) => {
+            assert_eq!(code, 1009, "{reason}");
+            assert!(reason.contains(&cap.to_string()), "{reason}");
+        }
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    let mut again = WsClient::connect(&app, Protocol::Transport, json!({})).await;
+    again.assert_nothing_pending().await;
+}
+
+async fn a_query_over_64_kib_is_refused(protocol: Protocol) {
+    let app = TestApp::start().await;
+    let mut ws = WsClient::connect(&app, protocol, json!({})).await;
+    ws.subscribe_changes(&app, "live", json!({})).await;
+    let max = leadcache::graphql::MAX_QUERY_BYTES;
+    let big = format!(
+        "subscription {{ leadChanged {{ kind }} }}\n#{}",
+        "x".repeat(65 * 1024)
+    );
+    assert!(big.len() > max);
+    ws.subscribe("big", &big, json!({})).await;
+    let refusal = match ws.recv().await {
+        Got::Json(m) => m,
+        other => panic!("expected an error for the big query, got {other:?}"),
+    };
+    assert_eq!(refusal["type"], "error", "{refusal}");
+    assert_eq!(refusal["id"], "big", "{refusal}");
+    let error = if protocol == Protocol::Transport {
+        refusal["payload"][0].clone()
+    } else {
+        refusal["payload"].clone()
+    };
+    assert_eq!(error["extensions"]["code"], "LIMIT", "{refusal}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains(&max.to_string()),
+        "{refusal}"
+    );
+    // The socket and its other subscription carry on.
+    app.create_lead(json!({"fullName": "Still Here"})).await;
+    assert_eq!(ws.next_change("live").await["kind"], "CREATED");
+}
+
+#[tokio::test]
+async fn a_query_over_64_kib_is_refused_over_graphql_transport_ws_too() {
+    a_query_over_64_kib_is_refused(Protocol::Transport).await;
+}
+
+#[tokio::test]
+async fn a_query_over_64_kib_is_refused_over_legacy_graphql_ws_too() {
+    a_query_over_64_kib_is_refused(Protocol::Legacy).await;
 }

@@ -1,12 +1,14 @@
 // Dashboard: cache status, pipeline charts, tables, last sync runs, actions. Updates live.
 import { h, replace, debounce, fmtDate, fmtAge, fmtNum, fmtPct, fmtBytes, emptyFilter } from '../util.js';
-import { gql } from '../graphql.js';
+import { gql, gqlOptional } from '../graphql.js';
 import { section, table, badge, emptyState, runAction, button, setLeadsFilter } from '../ui.js';
 import { renderFunnel, renderPerDay } from '../charts.js';
 
 const STATUS_Q = `query Dashboard_cacheStatus { cacheStatus {
   totalLeads fresh ageSeconds lastFullPull lastIncrementalPull pendingChanges failedChanges deadChanges
-  openConflicts airtableReachable mode requestsToday requestsThisMonth
+  openConflicts airtableReachable mode requestsToday requestsThisMonth } }`;
+// Admin only (backup file names): asked apart, so a read or write token still sees the rest.
+const LAST_BACKUP_Q = `query Dashboard_lastBackup { cacheStatus {
   lastBackup { file createdAt sizeBytes leadCount outcome reason } } }`;
 // The fields SPEC §6 names for cacheStatus; used when the server does not know the newer ones yet.
 const STATUS_MIN_Q = `query Dashboard_cacheStatusMin { cacheStatus {
@@ -16,7 +18,10 @@ const STATUS_MIN_Q = `query Dashboard_cacheStatusMin { cacheStatus {
 /** cacheStatus with every field, or the SPEC §6 subset when the server rejects unknown fields. */
 async function loadStatus() {
   try {
-    return await gql(STATUS_Q);
+    const d = await gql(STATUS_Q);
+    const backup = await gqlOptional(LAST_BACKUP_Q);
+    d.cacheStatus.lastBackup = backup ? backup.cacheStatus.lastBackup : undefined;
+    return d;
   } catch (err) {
     if (err.code !== 'VALIDATION' && !/unknown field|cannot query field/i.test(err.message)) throw err;
     const d = await gql(STATUS_MIN_Q);
