@@ -60,6 +60,8 @@ setting_flags! {
     log_format => "LOG_FORMAT",
     slow_query_ms => "SLOW_QUERY_MS",
     sync_delete_grace => "SYNC_DELETE_GRACE",
+    read_through_per_request => "READ_THROUGH_PER_REQUEST",
+    read_through_per_minute => "READ_THROUGH_PER_MINUTE",
 }
 
 #[derive(Debug, Parser)]

@@ -27,6 +27,8 @@
 //! | `LEADCACHE_TOKENS_FILE` | none | extra API tokens file |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `text` | log filter; `json` for one object a line |
 //! | `SLOW_QUERY_MS` | `500` | GraphQL operations slower than this are logged with a warning |
+//! | `READ_THROUGH_PER_REQUEST` | `5` | Airtable fetches of uncached records one GraphQL operation may cause |
+//! | `READ_THROUGH_PER_MINUTE` | `30` | such fetches in any minute, all callers together |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -149,6 +151,8 @@ pub struct Config {
     /// How long a local delete waits in the outbox before it is pushed (`SYNC_DELETE_GRACE`); a
     /// restore inside it cancels the delete and nothing reaches Airtable.
     pub sync_delete_grace: Duration,
+    /// `READ_THROUGH_PER_REQUEST` and `READ_THROUGH_PER_MINUTE` (SPEC §5.7).
+    pub read_through: crate::sync::read_through::ReadThroughLimits,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -181,6 +185,8 @@ pub const VARIABLES: &[&str] = &[
     "LOG_FORMAT",
     "SLOW_QUERY_MS",
     "SYNC_DELETE_GRACE",
+    "READ_THROUGH_PER_REQUEST",
+    "READ_THROUGH_PER_MINUTE",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -409,6 +415,10 @@ impl Config {
             log_format,
             slow_query: Duration::from_millis(parse_or(src, "SLOW_QUERY_MS", 500u64)?),
             sync_delete_grace: duration(src, "SYNC_DELETE_GRACE", Duration::from_secs(600))?,
+            read_through: crate::sync::read_through::ReadThroughLimits {
+                per_operation: parse_or(src, "READ_THROUGH_PER_REQUEST", 5usize)?,
+                per_minute: parse_or(src, "READ_THROUGH_PER_MINUTE", 30usize)?,
+            },
         })
     }
 
@@ -559,6 +569,8 @@ mod tests {
         assert_eq!(c.cache_refresh_interval, Duration::from_secs(7200));
         assert_eq!(c.backup_schedule.as_deref(), Some("0 0 3 * * *"));
         assert_eq!(c.slow_query, Duration::from_millis(500));
+        assert_eq!(c.read_through.per_operation, 5);
+        assert_eq!(c.read_through.per_minute, 30);
     }
 
     #[test]
@@ -588,6 +600,8 @@ mod tests {
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
             ("SLOW_QUERY_MS", "-5"),
+            ("READ_THROUGH_PER_REQUEST", "-1"),
+            ("READ_THROUGH_PER_MINUTE", "many"),
             ("SLOW_QUERY_MS", "fast"),
         ];
         for (var, value) in cases {

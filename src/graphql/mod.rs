@@ -86,6 +86,7 @@ pub fn schema(state: AppState) -> AppSchema {
         ))
         .data(DataLoader::new(loaders::OutboxLoader(db), tokio::spawn))
         .extension(limits::Limits)
+        .extension(query::ReadThroughBudget)
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
         .finish()

@@ -2,6 +2,7 @@
 
 pub mod fixture;
 mod push;
+mod read_through;
 mod restore;
 
 use std::time::Duration;
