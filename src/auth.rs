@@ -40,12 +40,34 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The name of [`Caller::open`]. No token can have it (`tokens` reserves it), so it tells the
+    /// open caller from a token's.
+    pub const OPEN_NAME: &'static str = "local";
+
     /// The caller of an open server (loopback only, no tokens configured).
     pub fn open() -> Self {
         Caller {
-            name: "local".into(),
+            name: Self::OPEN_NAME.into(),
             role: Role::Admin,
         }
+    }
+
+    /// Whether this is the caller of an open server rather than the holder of a token.
+    pub fn is_open(&self) -> bool {
+        self.name == Self::OPEN_NAME
+    }
+
+    /// Like [`Caller::require`] with [`Role::Admin`], and the caller must hold a real admin
+    /// token: an open server's caller is refused (SPEC §8: the first token comes from the
+    /// command line, so any local process cannot lock the others out by minting one).
+    pub fn require_admin_token(&self, what: &str) -> Result<(), AppError> {
+        if self.is_open() {
+            return Err(AppError::Forbidden(format!(
+                "{what} needs an admin token, and this server has none yet: create the first one with \
+                 `leadcache token create --name N --role admin`, then send it as Authorization: Bearer <token>"
+            )));
+        }
+        self.require(Role::Admin)
     }
 
     pub fn require(&self, role: Role) -> Result<(), AppError> {

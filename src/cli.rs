@@ -66,6 +66,8 @@ setting_flags! {
     http_idle_timeout_ms => "HTTP_IDLE_TIMEOUT_MS",
     max_connections => "MAX_CONNECTIONS",
     ws_init_timeout_ms => "WS_INIT_TIMEOUT_MS",
+    read_through_per_request => "READ_THROUGH_PER_REQUEST",
+    read_through_per_minute => "READ_THROUGH_PER_MINUTE",
 }
 
 #[derive(Debug, Parser)]

@@ -31,6 +31,8 @@
 //! | `HTTP_IDLE_TIMEOUT_MS` | `60000` | a keep-alive connection with no new request for this long is closed |
 //! | `MAX_CONNECTIONS` | `1024` | open connections (WebSockets included); further ones are closed at once |
 //! | `WS_INIT_TIMEOUT_MS` | `10000` | a WebSocket must send `connection_init` within this time (else closed 4408) |
+//! | `READ_THROUGH_PER_REQUEST` | `5` | Airtable fetches of uncached records one GraphQL operation may cause |
+//! | `READ_THROUGH_PER_MINUTE` | `30` | such fetches in any minute, all callers together |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -167,6 +169,8 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a WebSocket may take to send `connection_init` (`WS_INIT_TIMEOUT_MS`).
     pub ws_init_timeout: Duration,
+    /// `READ_THROUGH_PER_REQUEST` and `READ_THROUGH_PER_MINUTE` (SPEC §5.7).
+    pub read_through: crate::sync::read_through::ReadThroughLimits,
 }
 
 pub const DEFAULT_STATUSES: &str =
@@ -205,6 +209,8 @@ pub const VARIABLES: &[&str] = &[
     "HTTP_IDLE_TIMEOUT_MS",
     "MAX_CONNECTIONS",
     "WS_INIT_TIMEOUT_MS",
+    "READ_THROUGH_PER_REQUEST",
+    "READ_THROUGH_PER_MINUTE",
 ];
 
 /// The kebab-case flag of a variable: `LEADCACHE_BIND` -> `leadcache-bind`.
@@ -478,6 +484,10 @@ impl Config {
                 n => n,
             },
             ws_init_timeout: positive_ms(src, "WS_INIT_TIMEOUT_MS", 10_000)?,
+            read_through: crate::sync::read_through::ReadThroughLimits {
+                per_operation: parse_or(src, "READ_THROUGH_PER_REQUEST", 5usize)?,
+                per_minute: parse_or(src, "READ_THROUGH_PER_MINUTE", 30usize)?,
+            },
         })
     }
 
@@ -632,6 +642,8 @@ mod tests {
         assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
         assert_eq!(c.max_connections, 1024);
         assert_eq!(c.ws_init_timeout, Duration::from_secs(10));
+        assert_eq!(c.read_through.per_operation, 5);
+        assert_eq!(c.read_through.per_minute, 30);
     }
 
     #[test]
@@ -678,6 +690,8 @@ mod tests {
             ("LEAD_STATUSES", "new,,won"),
             ("AIRTABLE_MONTHLY_QUOTA", "lots"),
             ("SLOW_QUERY_MS", "-5"),
+            ("READ_THROUGH_PER_REQUEST", "-1"),
+            ("READ_THROUGH_PER_MINUTE", "many"),
             ("SLOW_QUERY_MS", "fast"),
             ("HTTP_HEADER_TIMEOUT_MS", "0"),
             ("HTTP_IDLE_TIMEOUT_MS", "soon"),

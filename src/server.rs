@@ -101,6 +101,7 @@ impl App {
             state.db.clone(),
             state.config.tokens_file.clone(),
             loopback,
+            state.tokens.clone(),
         ));
         App {
             schema: schema(state.clone()),

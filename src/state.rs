@@ -37,6 +37,9 @@ pub struct AppState {
     pub writes: Arc<tokio::sync::Notify>,
     /// The sync engine; `None` in local-only mode.
     pub sync: Option<Arc<crate::sync::SyncEngine>>,
+    /// Told when tokens are created or revoked over the API, so the server's token checks (and
+    /// open subscriptions) see it at once.
+    pub tokens: crate::tokens::TokenChanges,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             reachable: Arc::default(),
             writes: Arc::default(),
             sync: None,
+            tokens: crate::tokens::TokenChanges::default(),
         }
     }
 
@@ -89,6 +93,7 @@ impl AppState {
                 at,
                 state.config.conflict_policy,
                 state.config.monthly_quota,
+                state.config.read_through,
                 state.db.clone(),
                 state.bus.clone(),
                 state.reachable.clone(),

@@ -12,8 +12,12 @@
 //! sha256 = "<hex of sha256(token)>"
 //! ```
 //!
-//! The server re-reads tokens at most every [`CACHE_TTL`], so a token created or revoked from the
-//! command line takes effect within that time without a restart.
+//! The server re-reads tokens at most every [`CACHE_TTL`] (1 s), so a token created or revoked
+//! from the command line (another process) takes effect within that time without a restart, and
+//! an open subscription of a revoked token is closed within [`CACHE_TTL`] plus
+//! [`crate::ws::RECHECK_EVERY`]: within 2 s, as documented. A token created or revoked over the
+//! server's own API takes effect at once: the resolver tells [`TokenChanges`], which makes the
+//! cache stale and wakes every open socket to check its credentials again ([`Rechecks`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,7 +36,8 @@ use crate::db::models::ApiToken;
 use crate::db::schema::api_tokens;
 use crate::error::AppError;
 
-pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long the token list is kept before it is read again (see the module docs).
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
 pub const PREFIX: &str = "lc_";
 
 pub fn hash(token: &str) -> String {
@@ -201,6 +206,51 @@ pub fn warn_if_readable_by_others(path: &Path) {
 /// and the file.
 type Live = std::sync::Arc<HashMap<String, Caller>>;
 
+/// A generation number bumped whenever tokens change through the server's own API
+/// (`createApiToken`, `revokeApiToken`). Cheap to clone; every clone shares the one channel.
+#[derive(Debug, Clone)]
+pub struct TokenChanges(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for TokenChanges {
+    fn default() -> Self {
+        TokenChanges(std::sync::Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl TokenChanges {
+    /// Tokens changed (call after the change is committed).
+    pub fn changed(&self) {
+        self.0.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    fn generation(&self) -> u64 {
+        *self.0.borrow()
+    }
+}
+
+/// When an open socket should check its credentials again: every `every`, and at once after
+/// tokens changed through the server's API. [`Rechecks::due`] is cancel-safe (fit for a
+/// `select!` loop).
+pub struct Rechecks {
+    tick: tokio::time::Interval,
+    changes: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Rechecks {
+    /// Completes at the next tick or change, whichever comes first.
+    pub async fn due(&mut self) {
+        tokio::select! {
+            _ = self.tick.tick() => {}
+            changed = self.changes.changed() => {
+                // The sender is gone (the server is stopping): ticks only.
+                if changed.is_err() {
+                    self.tick.tick().await;
+                }
+            }
+        }
+    }
+}
+
 /// Resolves bearer tokens to callers, with a short cache.
 ///
 /// A failure to read the tokens (a broken tokens file, the database) is cached for the same TTL and
@@ -212,10 +262,18 @@ pub struct TokenAuth {
     /// Whether a server without tokens is open (loopback bind) or closed to everyone (any other
     /// bind: the start refuses it, and revoking the last token at run time must not open it).
     open_allowed: bool,
-    cache: Mutex<Option<(Instant, Result<Live, ()>)>>,
+    /// When the list was read, the [`TokenChanges`] generation it was read in, and the list.
+    cache: Mutex<Option<Cached>>,
+    changes: TokenChanges,
     /// When each token's `last_used_at` was last written (by hash), to write it at most once a
     /// [`LAST_USED_EVERY`] per token instead of on every request.
     touched: Mutex<HashMap<String, Instant>>,
+}
+
+struct Cached {
+    at: Instant,
+    generation: u64,
+    live: Result<Live, ()>,
 }
 
 /// How stale `api_tokens.last_used_at` may be: it is written at most this often per token, off
@@ -235,12 +293,19 @@ pub enum Verdict {
 
 impl TokenAuth {
     /// `open_allowed`: whether the server is open when no token exists (only on loopback).
-    pub fn new(db: Db, file: Option<std::path::PathBuf>, open_allowed: bool) -> Self {
+    /// `changes`: told by the API when tokens change (the cache is then read again at once).
+    pub fn new(
+        db: Db,
+        file: Option<std::path::PathBuf>,
+        open_allowed: bool,
+        changes: TokenChanges,
+    ) -> Self {
         TokenAuth {
             db,
             file,
             open_allowed,
             cache: Mutex::new(None),
+            changes,
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -277,11 +342,14 @@ impl TokenAuth {
         let unavailable = || {
             AppError::Unavailable("the API token list cannot be read; see the server log".into())
         };
+        // Read before the list: a change committed while it is read leaves the cache stale.
+        let generation = self.changes.generation();
         if let Ok(cache) = self.cache.lock()
-            && let Some((at, live)) = cache.as_ref()
-            && at.elapsed() <= CACHE_TTL
+            && let Some(c) = cache.as_ref()
+            && c.at.elapsed() <= CACHE_TTL
+            && c.generation == generation
         {
-            return live.clone().map_err(|()| unavailable());
+            return c.live.clone().map_err(|()| unavailable());
         }
         let file = self.file.clone();
         let loaded = self
@@ -297,7 +365,11 @@ impl TokenAuth {
             }
         };
         if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((Instant::now(), cached));
+            *cache = Some(Cached {
+                at: Instant::now(),
+                generation,
+                live: cached,
+            });
         }
         loaded.map_err(|_| unavailable())
     }
@@ -335,6 +407,17 @@ impl TokenAuth {
                 tracing::warn!(error = %e, "cannot record when an API token was last used");
             }
         });
+    }
+
+    /// Rechecks of an open socket's credentials: every `every`, and at once after tokens changed
+    /// through the API.
+    pub fn rechecks(&self, every: Duration) -> Rechecks {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Rechecks {
+            tick,
+            changes: self.changes.0.subscribe(),
+        }
     }
 
     /// Whether any token is configured (the server is then closed to callers without one).

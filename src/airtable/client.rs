@@ -166,6 +166,11 @@ impl HttpClient {
         self.inner.stats.clone()
     }
 
+    /// The pacing state of this client's base (shared with every client of the base).
+    pub fn pacer(&self) -> Arc<BasePacer> {
+        self.inner.pacer.clone()
+    }
+
     /// The base URL this client talks to.
     pub fn api_url(&self) -> &str {
         &self.inner.api_url
@@ -247,9 +252,8 @@ impl HttpClient {
                         | AirtableError::Connection { not_sent: true, .. }
                 ),
             };
-            if !allowed || attempt >= opts.max_attempts {
-                return Err(err);
-            }
+            // The base is paused or marked as backing off even when this call gives up (a
+            // one-attempt read-through): the next caller must know it too.
             let wait = match &err {
                 AirtableError::RateLimited { retry_after, .. } => {
                     // Airtable sends no Retry-After on 429 today; honour one if it ever does.
@@ -262,8 +266,17 @@ impl HttpClient {
                     retry_after: Some(ra),
                     ..
                 } => pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max).max(*ra),
-                _ => pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max),
+                e if e.is_retryable() => {
+                    pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max)
+                }
+                _ => Duration::ZERO,
             };
+            if !wait.is_zero() {
+                self.inner.pacer.back_off(wait);
+            }
+            if !allowed || attempt >= opts.max_attempts {
+                return Err(err);
+            }
             warn!(kind = kind.as_str(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "Airtable request failed; retrying");
             self.inner.stats.record_retry(kind);
             tokio::time::sleep(wait).await;

@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 pub use client::{ClientOptions, HttpClient, install_crypto_provider};
 pub use error::{AirtableError, UnprocessableKind, parse_error_body};
 pub use fields::{FieldMap, FieldMapError, LOCAL_FIELDS, LocalType, RemoteLead};
-pub use pacing::{BasePacer, Permit, backoff, pacer_for};
+pub use pacing::{BasePacer, Busy, Permit, backoff, pacer_for};
 pub use pass::{ListPass, PassEvent, list_all};
 pub use stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 

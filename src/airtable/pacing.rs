@@ -25,6 +25,9 @@
 //!   next request to that base.
 //! - Retryable failures (5xx, timeouts, connection errors) back off with full jitter:
 //!   `uniform(0, min(max, initial × 2^(attempt-1)))`, at least `Retry-After` when the server sent one.
+//!   The base is then marked as backing off for that time ([`BasePacer::back_off`]): nobody is
+//!   held by it, but a caller who cannot wait (a read-through) asks [`BasePacer::busy`] and does
+//!   not send a request that would most likely fail or, after a 429, extend the lock-out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -45,6 +48,16 @@ enum Slot {
 struct State {
     slots: Vec<Slot>,
     paused_until: Option<Instant>,
+    backing_off_until: Option<Instant>,
+}
+
+/// Why a base should not be asked now by a caller who cannot wait, and for how long more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// Paused after a 429 (every request waits).
+    Paused(Duration),
+    /// Backing off after 5xx, timeouts or connection errors.
+    BackingOff(Duration),
 }
 
 /// The shared pacing state of one base.
@@ -81,6 +94,7 @@ impl BasePacer {
             state: Mutex::new(State {
                 slots: vec![Slot::FreeFrom(now); rate.max(1) as usize],
                 paused_until: None,
+                backing_off_until: None,
             }),
             released: Notify::new(),
         }
@@ -149,6 +163,26 @@ impl BasePacer {
         if state.paused_until.is_none_or(|old| old < t) {
             state.paused_until = Some(t);
         }
+    }
+
+    /// Marks the base as backing off for `d` after a retryable failure (keeps a longer mark).
+    /// Unlike [`Self::pause`] it holds nobody; see [`Self::busy`].
+    pub fn back_off(&self, d: Duration) {
+        let mut state = self.lock();
+        let t = Instant::now() + d;
+        if state.backing_off_until.is_none_or(|old| old < t) {
+            state.backing_off_until = Some(t);
+        }
+    }
+
+    /// Whether the base is paused (429) or backing off (errors) now, and for how long more.
+    pub fn busy(&self) -> Option<Busy> {
+        let state = self.lock();
+        let now = Instant::now();
+        let left = |t: Option<Instant>| t.filter(|t| *t > now).map(|t| t - now);
+        left(state.paused_until)
+            .map(Busy::Paused)
+            .or_else(|| left(state.backing_off_until).map(Busy::BackingOff))
     }
 }
 
@@ -266,6 +300,22 @@ mod tests {
             third - answered
         );
         drop(b);
+    }
+
+    #[test]
+    fn busy_tells_a_pause_from_a_back_off_and_ends() {
+        let pacer = BasePacer::new(5, Duration::ZERO);
+        assert_eq!(pacer.busy(), None);
+        pacer.back_off(Duration::from_secs(60));
+        assert!(matches!(pacer.busy(), Some(Busy::BackingOff(d)) if d > Duration::from_secs(50)));
+        pacer.pause(Duration::from_secs(30));
+        assert!(
+            matches!(pacer.busy(), Some(Busy::Paused(_))),
+            "a pause is told first"
+        );
+        let short = BasePacer::new(5, Duration::ZERO);
+        short.back_off(Duration::ZERO);
+        assert_eq!(short.busy(), None, "a mark in the past is over");
     }
 
     #[tokio::test]

@@ -4,7 +4,10 @@
 //! Tokens created here are the same as `leadcache token create` makes: the secret is returned once
 //! (in `CreatedApiToken.secret`) and only its SHA-256 hash is stored. `apiTokens` lists the tokens
 //! of the database; tokens of `LEADCACHE_TOKENS_FILE` are managed in that file and not listed.
-//! A created or revoked token takes effect within `tokens::CACHE_TTL` (2 s), without a restart.
+//! Creating and revoking tokens needs a real admin token: on an open server (no token yet) they are
+//! refused with FORBIDDEN, as the first token comes from `leadcache token create`. Both take effect
+//! at once: the server's token cache is made stale, and open subscriptions of a revoked token are
+//! closed with 4403 (`tokens::TokenChanges`).
 
 use async_graphql::{Context, Enum, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -136,8 +139,9 @@ pub struct AdminMutation;
 
 #[Object]
 impl AdminMutation {
-    /// Creates an API token (admin). Names: 1 to 64 letters, digits, `-`, `_` or `.`, unique.
-    /// The secret is in the answer and nowhere else.
+    /// Creates an API token (admin token; an open server refuses: its first token comes from
+    /// `leadcache token create`). Names: 1 to 64 letters, digits, `-`, `_` or `.`, unique.
+    /// The secret is in the answer and nowhere else; the token works at once.
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
@@ -145,12 +149,13 @@ impl AdminMutation {
         role: ApiRole,
     ) -> async_graphql::Result<CreatedApiToken> {
         let caller = caller(ctx)?;
-        caller.require(Role::Admin).gql()?;
+        caller.require_admin_token("createApiToken").gql()?;
         let (secret, row) = state(ctx)
             .db
             .write(move |c| crate::tokens::create(c, &name, role.into()))
             .await
             .gql()?;
+        state(ctx).tokens.changed();
         tracing::info!(token = %row.name, role = %row.role, by = %caller.name, "API token created");
         Ok(CreatedApiToken {
             token: ApiToken::from(row),
@@ -158,15 +163,16 @@ impl AdminMutation {
         })
     }
 
-    /// Revokes a live API token by name (admin); it stops working within 2 seconds. NOT_FOUND when
-    /// no live token has that name.
+    /// Revokes a live API token by name (admin token; an open server refuses). It stops working at
+    /// once, and its open subscriptions are closed with 4403. NOT_FOUND when no live token has that
+    /// name.
     async fn revoke_api_token(
         &self,
         ctx: &Context<'_>,
         name: String,
     ) -> async_graphql::Result<ApiToken> {
         let caller = caller(ctx)?;
-        caller.require(Role::Admin).gql()?;
+        caller.require_admin_token("revokeApiToken").gql()?;
         let wanted = name.clone();
         let row = state(ctx)
             .db
@@ -184,6 +190,7 @@ impl AdminMutation {
             })
             .await
             .gql()?;
+        state(ctx).tokens.changed();
         tracing::info!(token = %name, by = %caller.name, "API token revoked");
         Ok(ApiToken::from(row))
     }

@@ -89,6 +89,7 @@ pub fn schema(state: AppState) -> AppSchema {
             timeout: state.config.graphql_timeout,
             max_response_bytes: state.config.max_response_bytes,
         })
+        .extension(query::ReadThroughBudget)
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
         .finish()

@@ -11,13 +11,43 @@ use crate::graphql::inputs::{LeadFilterInput, LeadOrder};
 use crate::graphql::types::*;
 use crate::graphql::{caller, state};
 use crate::leads::query::{self, Order};
+use crate::sync::read_through::OperationFetches;
+
+/// The schema extension that gives every operation (query, mutation, subscription, each
+/// request of a batch) its own [`OperationFetches`], which `lead` counts its read-through
+/// fetches in (`READ_THROUGH_PER_REQUEST`).
+pub struct ReadThroughBudget;
+
+impl async_graphql::extensions::ExtensionFactory for ReadThroughBudget {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(ReadThroughBudgetExtension)
+    }
+}
+
+struct ReadThroughBudgetExtension;
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for ReadThroughBudgetExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: async_graphql::extensions::NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        next.run(ctx, request.data(OperationFetches::default()))
+            .await
+    }
+}
 
 #[derive(Default)]
 pub struct LeadsQuery;
 
 #[Object]
 impl LeadsQuery {
-    /// One lead by local id or Airtable record id (`rec...`); deleted leads included.
+    /// One lead by local id or Airtable record id (`rec...`); deleted leads included. A record id
+    /// not in the cache is fetched from Airtable and cached: at most `READ_THROUGH_PER_REQUEST`
+    /// (5) such fetches per operation and `READ_THROUGH_PER_MINUTE` (30) a minute for everybody,
+    /// else null with LIMIT; none while Airtable is paused or backing off (UNAVAILABLE).
     #[graphql(complexity = "crate::graphql::limits::COST_READ_THROUGH + child_complexity")]
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Lead>> {
         caller(ctx)?.require(Role::Read).gql()?;
@@ -32,11 +62,18 @@ impl LeadsQuery {
             crate::metrics::record_cache_hit();
             return Ok(found.map(Lead));
         }
-        // Read-through: an Airtable record id not in the cache is fetched (one quick attempt).
+        // Read-through: an Airtable record id not in the cache is fetched (one quick attempt),
+        // within the operation's and the minute's budgets (`sync::read_through`).
         match &state.sync {
             Some(engine) if crate::leads::store::is_airtable_id(&id) => {
                 crate::metrics::record_cache_miss();
-                Ok(engine.read_through(&id).await.gql()?.map(Lead))
+                // `schema()` installs `ReadThroughBudget`, so the slot is always there; a schema
+                // built without it still has the shared per-minute cap.
+                let fetches = ctx
+                    .data_opt::<OperationFetches>()
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(engine.read_through(&id, &fetches).await.gql()?.map(Lead))
             }
             _ => Ok(None),
         }

@@ -4,29 +4,33 @@
 //!   run is going returns the running one instead of starting a second.
 //! - Reads and local writes never wait on Airtable: runs happen in the background (at start, on
 //!   a schedule, debounced after writes, or on request) and only read-through misses
-//!   (`lead(id: "rec...")` not cached) call Airtable inline, with one quick attempt.
-//! - Every run is a `sync_runs` row with its counts and request numbers; Airtable requests are
-//!   also added to `airtable_usage` per day, for the monthly quota.
+//!   (`lead(id: "rec...")` not cached) call Airtable inline, with one quick attempt, within
+//!   limits of their own (`read_through`).
+//! - Every run is a `sync_runs` row with its counts and request numbers; every Airtable request,
+//!   of a run or a read-through, is also added to `airtable_usage` per day, for
+//!   `cacheStatus.requestsToday` and the monthly quota.
 //!
 //! The parts: `pull` (full, incremental, sweep), `apply` (three-way merge of a pulled record),
 //! `plan` (how due outbox rows become requests, for the push and its dry run),
-//! `push` (the outbox), `conflicts` (settling a conflict by hand), `runs` (bookkeeping).
+//! `push` (the outbox), `conflicts` (settling a conflict by hand), `read_through` (fetching one
+//! uncached record, and its limits), `runs` (bookkeeping).
 
 pub mod apply;
 pub mod conflicts;
 pub mod plan;
 pub mod pull;
 pub mod push;
+pub mod read_through;
 pub mod runs;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::prelude::*;
 use tokio::sync::Mutex;
 
-use crate::airtable::{AirtableApi, AirtableError, ClientOptions, FieldMap, HttpClient};
+use crate::airtable::{AirtableApi, AirtableError, BasePacer, ClientOptions, FieldMap, HttpClient};
 use crate::config::{AirtableConfig, ConflictPolicy};
 use crate::db::Db;
 use crate::db::models::SyncRun;
@@ -73,6 +77,12 @@ pub struct SyncEngine {
     pub(crate) api: Arc<dyn AirtableApi>,
     /// One attempt, short timeout: for read-through, where a caller waits.
     pub(crate) quick_api: Arc<dyn AirtableApi>,
+    /// The base's pacing state, shared by both clients (read-through asks whether it is busy).
+    pub(crate) pacer: Arc<BasePacer>,
+    /// Read-through limits and memory.
+    pub(crate) read_through: read_through::Gate,
+    /// Requests of `quick_api` already added to `airtable_usage`.
+    quick_counted: AtomicU64,
     pub(crate) map: FieldMap,
     pub(crate) policy: ConflictPolicy,
     pub(crate) db: Db,
@@ -88,10 +98,12 @@ pub struct SyncEngine {
 
 impl SyncEngine {
     /// Builds the engine with the reqwest client for `cfg`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &AirtableConfig,
         policy: ConflictPolicy,
         monthly_quota: Option<u64>,
+        read_through: read_through::ReadThroughLimits,
         db: Db,
         bus: Bus,
         reachable: Arc<AtomicU8>,
@@ -108,8 +120,11 @@ impl SyncEngine {
             },
         )?;
         Ok(SyncEngine {
+            pacer: client.pacer(),
             api: Arc::new(client),
             quick_api: Arc::new(quick),
+            read_through: read_through::Gate::new(read_through),
+            quick_counted: AtomicU64::new(0),
             map,
             policy,
             db,
@@ -227,7 +242,7 @@ impl SyncEngine {
             RunKind::Push => self.push(&handle).await,
         };
         let used = self.api.stats().since(&before);
-        if let Err(e) = self.record_usage(kind, used.requests()).await {
+        if let Err(e) = self.record_usage_as(kind.as_str(), used.requests()).await {
             tracing::warn!(error = %e, "could not record Airtable usage");
         }
         let (outcome, mut counts, error) = match result {
@@ -282,13 +297,13 @@ impl SyncEngine {
         }
     }
 
-    /// Adds a run's requests to today's usage, and warns once usage passes 80 % of the quota.
-    async fn record_usage(&self, kind: RunKind, n: u64) -> Result<(), AppError> {
+    /// Adds `n` requests of `kind_s` (a run kind, or `read_through`) to today's usage, and warns
+    /// when usage is past 80 % of the quota.
+    async fn record_usage_as(&self, kind_s: &'static str, n: u64) -> Result<(), AppError> {
         if n == 0 {
             return Ok(());
         }
         let day = crate::time::now().date().to_string();
-        let kind_s = kind.as_str();
         let used = self
             .db
             .write(move |c| {

@@ -197,45 +197,6 @@ impl SyncEngine {
             .await?;
         Ok(counts)
     }
-
-    /// Fetches one record that is not in the cache (read-through) and stores it.
-    pub async fn read_through(
-        &self,
-        airtable_id: &str,
-    ) -> Result<Option<crate::db::models::Lead>, AppError> {
-        let record = match self.quick_api.get_record(airtable_id).await {
-            Ok(r) => {
-                self.set_reachable(true);
-                r
-            }
-            Err(e) => {
-                if e.is_retryable() {
-                    self.set_reachable(false);
-                }
-                tracing::debug!(error = %e, "read-through fetch failed");
-                return Ok(None);
-            }
-        };
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let remote = self.map.from_record(&record);
-        let ctx = MergeCtx {
-            policy: self.policy,
-            now: crate::time::now(),
-        };
-        let applied = self
-            .db
-            .write(move |c| apply::apply_remote(c, &ctx, &remote))
-            .await?;
-        if let Some(w) = &applied.written {
-            self.bus.publish(w, apply::ACTOR);
-        }
-        let id = airtable_id.to_string();
-        self.db
-            .run(move |c| crate::leads::store::find(c, &id))
-            .await
-    }
 }
 
 /// Errors that mean the table has no usable modified field for `filterByFormula`.

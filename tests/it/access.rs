@@ -832,3 +832,84 @@ async fn an_open_server_refuses_a_foreign_host_on_every_route_but_the_probes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn an_open_server_does_not_mint_or_revoke_tokens_over_graphql() {
+    let app = TestApp::start().await;
+    for (name, query) in [
+        (
+            "createApiToken",
+            "mutation { createApiToken(name: \"grab\", role: ADMIN) { secret } }",
+        ),
+        (
+            "revokeApiToken",
+            "mutation { revokeApiToken(name: \"grab\") { name } }",
+        ),
+    ] {
+        let (status, body) = post(&app, None, json!({ "query": query })).await;
+        assert_eq!(status, 200, "{body:#}");
+        assert_eq!(
+            first_code(&body).as_deref(),
+            Some("FORBIDDEN"),
+            "{name}: {body:#}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("leadcache token create --name N --role admin"),
+            "{name}: the message says how to make the first token: {message}"
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM api_tokens").await, 0);
+    // The server stays open to local callers: nobody was locked out.
+    let (status, _) = post(&app, None, json!({"query": "{ statuses }"})).await;
+    assert_eq!(status, 200);
+
+    // With the first token from the command line (seen within the token cache's TTL), an admin
+    // token creates more, working at once.
+    let admin = token(&app, "first-admin", Role::Admin);
+    let create =
+        json!({"query": "mutation { createApiToken(name: \"agent\", role: READ) { secret } }"});
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (status, body) = post(&app, Some(&admin), create.clone()).await;
+        if status != 401 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the CLI's token never worked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let secret = body["data"]["createApiToken"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body:#}"))
+        .to_string();
+    let (status, body) = post(&app, Some(&secret), json!({"query": "{ statuses }"})).await;
+    assert_eq!(
+        status, 200,
+        "a token created over GraphQL works at once: {body:#}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM api_tokens").await, 2);
+}
+
+#[tokio::test]
+async fn a_revoke_over_graphql_takes_effect_at_once() {
+    let app = TestApp::start().await;
+    let admin = token(&app, "boss", Role::Admin);
+    let reader = token(&app, "soon-gone", Role::Read);
+    // Both tokens are in the server's token cache now.
+    let (status, _) = post(&app, Some(&reader), json!({"query": "{ statuses }"})).await;
+    assert_eq!(status, 200);
+    let (_, body) = post(
+        &app,
+        Some(&admin),
+        json!({"query": "mutation { revokeApiToken(name: \"soon-gone\") { revokedAt } }"}),
+    )
+    .await;
+    assert!(
+        body["data"]["revokeApiToken"]["revokedAt"].is_string(),
+        "{body:#}"
+    );
+    // The very next request, well inside the cache's TTL, is refused.
+    let (status, body) = post(&app, Some(&reader), json!({"query": "{ statuses }"})).await;
+    assert_eq!(status, 401, "{body:#}");
+    assert_eq!(first_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+}

@@ -3,6 +3,7 @@
 pub mod fixture;
 mod prepush;
 mod push;
+mod read_through;
 mod restore;
 
 use std::time::Duration;
