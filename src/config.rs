@@ -160,6 +160,9 @@ pub struct Config {
     /// Largest response body of one operation, and of the `sql` console's rows
     /// (`MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
+    /// The cost one GraphQL operation may have, per role: read, write, admin
+    /// (`GRAPHQL_BUDGET_READ`, `GRAPHQL_BUDGET_WRITE`, `GRAPHQL_BUDGET_ADMIN`; `graphql::limits`).
+    pub graphql_budgets: [usize; 3],
     /// How long a client may take to send a request's headers, and the longest pause inside a
     /// request body (`HTTP_HEADER_TIMEOUT_MS`).
     pub http_header_timeout: Duration,
@@ -205,6 +208,9 @@ pub const VARIABLES: &[&str] = &[
     "SYNC_DELETE_GRACE",
     "GRAPHQL_TIMEOUT_MS",
     "MAX_RESPONSE_BYTES",
+    "GRAPHQL_BUDGET_READ",
+    "GRAPHQL_BUDGET_WRITE",
+    "GRAPHQL_BUDGET_ADMIN",
     "HTTP_HEADER_TIMEOUT_MS",
     "HTTP_IDLE_TIMEOUT_MS",
     "MAX_CONNECTIONS",
@@ -333,6 +339,11 @@ fn positive_ms(src: &Source, var: &'static str, default: u64) -> Result<Duration
         ));
     }
     Ok(Duration::from_millis(v))
+}
+
+/// A cost budget (`graphql::limits`): a whole number above 0.
+fn budget(src: &Source, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+    positive(src, var, default as u64).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn positive_f64(src: &Source, var: &'static str, default: f64) -> Result<f64, ConfigError> {
@@ -471,6 +482,23 @@ impl Config {
                 16 * 1024 * 1024,
             )?)
             .unwrap_or(usize::MAX),
+            graphql_budgets: [
+                budget(
+                    src,
+                    "GRAPHQL_BUDGET_READ",
+                    crate::graphql::limits::BUDGET_READ,
+                )?,
+                budget(
+                    src,
+                    "GRAPHQL_BUDGET_WRITE",
+                    crate::graphql::limits::BUDGET_WRITE,
+                )?,
+                budget(
+                    src,
+                    "GRAPHQL_BUDGET_ADMIN",
+                    crate::graphql::limits::BUDGET_ADMIN,
+                )?,
+            ],
             http_header_timeout: positive_ms(src, "HTTP_HEADER_TIMEOUT_MS", 10_000)?,
             http_idle_timeout: positive_ms(src, "HTTP_IDLE_TIMEOUT_MS", 60_000)?,
             max_connections: match parse_or::<usize>(src, "MAX_CONNECTIONS", 1024)? {

@@ -9,11 +9,11 @@
 //! with the caller's role budget ([`budget`]) and refuses an operation over it at once with
 //! `LIMIT`, naming its cost and the budget.
 //!
-//! | role | budget | what fits |
+//! | role | budget (default; setting) | what fits |
 //! |---|---|---|
-//! | read | [`BUDGET_READ`] | `leads(first: 1000)` with 30 fields of each lead, or 40 searches of 20 |
-//! | write | [`BUDGET_WRITE`] | the same, plus `createLeads` of 5,000 inputs |
-//! | admin | [`BUDGET_ADMIN`] | four times a read |
+//! | read | [`BUDGET_READ`]; `GRAPHQL_BUDGET_READ` | `leads(first: 1000)` with 30 fields of each lead, or 40 searches of 20 |
+//! | write | [`BUDGET_WRITE`]; `GRAPHQL_BUDGET_WRITE` | the same, plus `createLeads` of 5,000 inputs |
+//! | admin | [`BUDGET_ADMIN`]; `GRAPHQL_BUDGET_ADMIN` | four times a read |
 //!
 //! **Time and size.** Every query runs under `GRAPHQL_TIMEOUT_MS` (default 10 s): when
 //! it passes, the operation's future is dropped, so no resolver, DataLoader batch or database call
@@ -76,12 +76,12 @@ pub const COST_READ_THROUGH: usize = 100;
 /// Rows a list without a `first` argument may return (`conflicts`, `outbox`, `backups`, ...).
 pub const UNPAGED_ROWS: usize = 1_000;
 
-/// The budget of a role.
-pub fn budget(role: Role) -> usize {
+/// The budget of a role, from the configured `[read, write, admin]` budgets.
+pub fn budget(budgets: &[usize; 3], role: Role) -> usize {
     match role {
-        Role::Read => BUDGET_READ,
-        Role::Write => BUDGET_WRITE,
-        Role::Admin => BUDGET_ADMIN,
+        Role::Read => budgets[0],
+        Role::Write => budgets[1],
+        Role::Admin => budgets[2],
     }
 }
 
@@ -108,6 +108,8 @@ pub struct Limits {
     pub timeout: std::time::Duration,
     /// `MAX_RESPONSE_BYTES`.
     pub max_response_bytes: usize,
+    /// `GRAPHQL_BUDGET_READ`, `_WRITE`, `_ADMIN`.
+    pub budgets: [usize; 3],
 }
 
 impl ExtensionFactory for Limits {
@@ -115,6 +117,7 @@ impl ExtensionFactory for Limits {
         Arc::new(LimitsExtension {
             timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
+            budgets: self.budgets,
             writes: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -123,6 +126,7 @@ impl ExtensionFactory for Limits {
 struct LimitsExtension {
     timeout: std::time::Duration,
     max_response_bytes: usize,
+    budgets: [usize; 3],
     /// The document holds a mutation (set when it is parsed): no time limit.
     writes: std::sync::atomic::AtomicBool,
 }
@@ -237,14 +241,15 @@ impl Extension for LimitsExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         let role = ctx.data_opt::<Caller>().map_or(Role::Read, |c| c.role);
-        let budget = budget(role);
+        let budget = budget(&self.budgets, role);
         if result.complexity > budget {
             return Err(vec![limit_error(format!(
-                "the query costs {} and the {} role's budget is {budget} per operation: ask \
-                 for fewer rows (first), fewer fields or fewer aliases, or split it into \
-                 several requests",
+                "the query costs {} and the {} role's budget is {budget} per operation \
+                 (GRAPHQL_BUDGET_{}): ask for fewer rows (first), fewer fields or fewer aliases, \
+                 or split it into several requests",
                 result.complexity,
-                role.as_str()
+                role.as_str(),
+                role.as_str().to_ascii_uppercase()
             ))]);
         }
         Ok(result)

@@ -88,6 +88,7 @@ pub fn schema(state: AppState) -> AppSchema {
         .extension(limits::Limits {
             timeout: state.config.graphql_timeout,
             max_response_bytes: state.config.max_response_bytes,
+            budgets: state.config.graphql_budgets,
         })
         .extension(query::ReadThroughBudget)
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))

@@ -103,7 +103,9 @@ async fn a_request_over_its_role_budget_is_refused_with_its_cost() {
         let (_, body) = post(&app, Some(&read), json!({"query": aliases(n, field)})).await;
         let message = limit_message(&body);
         assert!(
-            message.contains("costs") && message.contains("budget is 50000"),
+            message.contains("costs")
+                && message.contains("budget is 50000")
+                && message.contains("GRAPHQL_BUDGET_READ"),
             "{message}"
         );
     }
@@ -138,6 +140,7 @@ async fn a_request_over_its_role_budget_is_refused_with_its_cost() {
     .await;
     assert!(body.get("errors").is_none(), "{body}");
     // An admin's budget is larger: a duplicate scan with a full page fits.
+    // (GRAPHQL_BUDGET_ADMIN; a server may set its own, see `budgets_are_settings`.)
     let (_, body) = post(
         &app,
         Some(&admin),
@@ -213,4 +216,26 @@ async fn responses_and_sql_rows_over_the_byte_cap_are_refused() {
         .ok(sql, json!({"q": "SELECT COUNT(*) AS n FROM leads"}))
         .await;
     assert_eq!(fine["sql"]["rows"][0][0], 600);
+}
+
+/// The budgets are settings: a server with a smaller read budget refuses what the default allows.
+#[tokio::test]
+async fn budgets_are_settings() {
+    let app = TestApp::start_with(|c| c.graphql_budgets[0] = 100).await;
+    let read = token(&app, "reader", Role::Read);
+    let (_, body) = post(
+        &app,
+        Some(&read),
+        json!({"query": "{ leads(first: 50) { nodes { id fullName } } }"}),
+    )
+    .await;
+    let message = limit_message(&body);
+    assert!(message.contains("budget is 100"), "{message}");
+    let (_, body) = post(
+        &app,
+        Some(&read),
+        json!({"query": "{ leads(first: 5) { nodes { id } } }"}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
 }
