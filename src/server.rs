@@ -180,6 +180,15 @@ async fn graphql(
             crate::graphql::MAX_QUERY_BYTES
         )));
     }
+    if request.query.trim().is_empty() {
+        let mut resp = graphql_error(AppError::validation(
+            "query",
+            "the request has no query: send a GraphQL document as \"query\" (in the JSON body, \
+             or as ?query= with GET)",
+        ));
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+        return resp;
+    }
     if method == Method::GET && is_mutation(&request.query, request.operation_name.as_deref()) {
         let mut resp = graphql_error(AppError::validation(
             "method",
@@ -202,18 +211,29 @@ async fn graphql(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(GRAPHQL_RESPONSE_JSON));
-    let status =
-        if wants_gql_json && response.data == async_graphql::Value::Null && response.is_err() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
+    // A request error (parse, validation, a limit checked before execution) happens before
+    // execution: the GraphQL spec says `data` is then absent, not null, and GraphQL over HTTP
+    // answers it 400 for `application/graphql-response+json`. An execution error always has a
+    // path, and keeps `data` (null or partial).
+    let request_error = response.data == async_graphql::Value::Null
+        && response.is_err()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if wants_gql_json && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let content_type = if wants_gql_json {
         GRAPHQL_RESPONSE_JSON
     } else {
         "application/json"
     };
-    let body = match serde_json::to_vec(&response) {
+    let serialized = if request_error {
+        serde_json::to_vec(&serde_json::json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let body = match serialized {
         Ok(b) => b,
         Err(e) => return graphql_error(AppError::internal(e)),
     };

@@ -13,6 +13,7 @@ mod campaigns;
 mod data_safety;
 mod dedup;
 mod export;
+mod graphql_http;
 mod hostile;
 mod import;
 mod jobs;
