@@ -108,9 +108,10 @@ impl DuplicatesQuery {
     ) -> async_graphql::Result<Vec<DuplicatePair>> {
         caller(ctx)?.require(Role::Read).gql()?;
         let first = check_first(i64::from(first.unwrap_or(50))).gql()? as usize;
+        let stop = crate::graphql::limits::Cancel::of(ctx);
         let pairs = state(ctx)
             .db
-            .run(move |c| dedup::candidate_pairs(c, first))
+            .run(move |c| dedup::candidate_pairs(c, first, &stop))
             .await
             .gql()?;
         Ok(pairs

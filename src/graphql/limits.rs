@@ -21,7 +21,9 @@
 //! blocking pool finishes its own statements first: diesel 2.3 gives no handle on the connection
 //! for `sqlite3_interrupt`, so each call is kept short instead (every list has a `first` cap, every
 //! filter an index, and the cost budget bounds how many run). The admin `sql` console, on a
-//! rusqlite connection, is interrupted inside SQLite (`crate::sqlconsole`). A response whose data
+//! rusqlite connection, is interrupted inside SQLite (`crate::sqlconsole`). Work that runs long
+//! inside one call checks the operation's [`Cancel`] flag, set when the time is up: the duplicate
+//! scan of `duplicateCandidates` (about a second at 100,000 leads) stops there with `LIMIT`. A response whose data
 //! would serialise to more than `MAX_RESPONSE_BYTES` (default 16 MiB) is replaced by a `LIMIT`
 //! error; the size is counted while serialising into a counter that stops at the cap.
 //! Mutations are not cut off by the time limit: a write that committed must not be answered
@@ -42,7 +44,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult, Variables};
@@ -119,6 +122,7 @@ impl ExtensionFactory for Limits {
             max_response_bytes: self.max_response_bytes,
             budgets: self.budgets,
             writes: std::sync::atomic::AtomicBool::new(false),
+            cancel: Cancel::default(),
         })
     }
 }
@@ -129,6 +133,26 @@ struct LimitsExtension {
     budgets: [usize; 3],
     /// The document holds a mutation (set when it is parsed): no time limit.
     writes: std::sync::atomic::AtomicBool,
+    /// Set when the time is up; in the request's data for the resolvers.
+    cancel: Cancel,
+}
+
+/// Set when an operation's time is up (see the module doc); resolvers hand it to long work.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// The flag of the operation `ctx` belongs to (a fresh, never-set one outside the schema's
+    /// extension, as in `leadcache schema`).
+    pub fn of(ctx: &async_graphql::Context<'_>) -> Arc<std::sync::atomic::AtomicBool> {
+        ctx.data_opt::<Cancel>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default()
+    }
+
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Counts bytes written and fails once there are more than `max`.
@@ -167,6 +191,15 @@ fn limit_error(message: String) -> ServerError {
 
 #[async_trait::async_trait]
 impl Extension for LimitsExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        next.run(ctx, request.data(self.cancel.clone())).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -216,6 +249,7 @@ impl Extension for LimitsExtension {
             tokio::time::timeout(self.timeout, next.run(ctx, operation_name)).await
         };
         let Ok(response) = response else {
+            self.cancel.set();
             return async_graphql::Response::from_errors(vec![limit_error(format!(
                 "the operation ran longer than {} ms (GRAPHQL_TIMEOUT_MS) and was stopped; ask \
                  for less, or split it into several requests",

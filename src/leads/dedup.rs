@@ -394,7 +394,15 @@ pub const WINDOW: usize = 50;
 /// Exact pairs come from self-joins on the indexed keys. Fuzzy pairs come from one read of the
 /// live leads' keys, grouped in memory by the same two blocks as [`find`], each block sorted by
 /// name and compared within a window of [`WINDOW`].
-pub fn candidate_pairs(conn: &mut SqliteConnection, first: usize) -> Result<Vec<Pair>, AppError> {
+///
+/// `stop` is checked while the blocks are compared (the long part: about a second at 100,000
+/// leads); once it is set the scan ends with `LIMIT`, so a caller whose time ran out does not
+/// leave it running (`graphql::limits::Cancel`).
+pub fn candidate_pairs(
+    conn: &mut SqliteConnection,
+    first: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Vec<Pair>, AppError> {
     let mut pairs: Vec<(i64, i64, Rule, f64)> = Vec::new();
     let mut seen: HashSet<(i64, i64)> = HashSet::new();
     for (rule, column) in [(Rule::Linkedin, "linkedin_key"), (Rule::Email, "email_key")] {
@@ -414,7 +422,7 @@ pub fn candidate_pairs(conn: &mut SqliteConnection, first: usize) -> Result<Vec<
     }
     pairs.truncate(first);
     if pairs.len() < first {
-        let mut fuzzy = fuzzy_pairs(conn, &seen)?;
+        let mut fuzzy = fuzzy_pairs(conn, &seen, stop)?;
         fuzzy.sort_by(|x, y| y.3.total_cmp(&x.3).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
         pairs.extend(fuzzy.into_iter().take(first - pairs.len()));
     }
@@ -455,6 +463,7 @@ struct KeyRow {
 fn fuzzy_pairs(
     conn: &mut SqliteConnection,
     exact: &HashSet<(i64, i64)>,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<Vec<(i64, i64, Rule, f64)>, AppError> {
     let rows: Vec<(i64, Option<String>)> = live()
         .filter(leads::name_company_key.is_not_null())
@@ -494,12 +503,19 @@ fn fuzzy_pairs(
         |r| (r.company.clone(), r.name.bytes().next()),
         &mut seen,
         &mut found,
-    );
+        stop,
+    )?;
     // Block 2: same name, any company; sorted by company within.
     keys.sort_by(|a, b| {
         (a.name.as_str(), a.company.as_str()).cmp(&(b.name.as_str(), b.company.as_str()))
     });
-    compare_blocks(&keys, |r| (r.name.clone(), None), &mut seen, &mut found);
+    compare_blocks(
+        &keys,
+        |r| (r.name.clone(), None),
+        &mut seen,
+        &mut found,
+        stop,
+    )?;
     Ok(found)
 }
 
@@ -508,9 +524,15 @@ fn compare_blocks(
     block: impl Fn(&KeyRow) -> (String, Option<u8>),
     seen: &mut HashSet<(i64, i64)>,
     found: &mut Vec<(i64, i64, Rule, f64)>,
-) {
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), AppError> {
     let mut start = 0;
     while start < keys.len() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(AppError::Limit(
+                "the duplicate scan was stopped: its operation ran out of time".into(),
+            ));
+        }
         let b = block(&keys[start]);
         let mut end = start + 1;
         while end < keys.len() && block(&keys[end]) == b {
@@ -535,6 +557,7 @@ fn compare_blocks(
         }
         start = end;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -563,6 +586,18 @@ mod tests {
             Some(similarity("acme", "globex"))
         );
         assert_eq!(name_company_score("jane doe", "jane doe|acme"), None);
+    }
+
+    /// A scan whose caller ran out of time stops with LIMIT instead of running on.
+    #[test]
+    fn the_candidate_scan_stops_when_told() {
+        use std::sync::atomic::AtomicBool;
+        let (_dir, db) = crate::db::testing::migrated();
+        let mut conn = db.conn().unwrap();
+        crate::seed::seed(&mut conn, 300, 3, false).unwrap();
+        assert!(candidate_pairs(&mut conn, 50, &AtomicBool::new(false)).is_ok());
+        let err = candidate_pairs(&mut conn, 50, &AtomicBool::new(true)).unwrap_err();
+        assert!(matches!(err, AppError::Limit(_)), "{err}");
     }
 
     #[test]
