@@ -1,6 +1,8 @@
 //! The sync engine against the Airtable simulator, asserting the data on both sides.
 
 pub mod fixture;
+mod outage;
+mod pulls;
 mod push;
 mod restore;
 
