@@ -42,8 +42,12 @@ pub struct ClientOptions {
     /// First backoff ceiling after a 5xx/timeout/connection error; doubles each attempt.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// Attempts per call, the first included.
+    /// Attempts per call, the first included. 429s do not count (see `max_rate_limit_waits`).
+    /// Once a base has failed this many times in a row (an outage, not a blip), a call sends
+    /// only the base's next probe and returns its error (see `pacing.rs`).
     pub max_attempts: u32,
+    /// 429 lockouts one call waits out before giving up (they spend no attempt).
+    pub max_rate_limit_waits: u32,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// A GET list URL longer than this goes as `POST …/listRecords` instead.
@@ -63,6 +67,7 @@ impl Default for ClientOptions {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             max_attempts: 5,
+            max_rate_limit_waits: 20,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_url_len: 16_000,
@@ -199,6 +204,11 @@ impl HttpClient {
     }
 
     /// Sends one call, pacing every attempt and retrying as the policy allows. Returns the JSON body.
+    ///
+    /// Outages are the base's, not the call's (`pacing.rs`): while the base is failing, a new
+    /// call is refused at once with [`AirtableError::BackingOff`] (no request), a call already
+    /// retrying waits for the base's next probe, and only one probe is in flight. A 429 pauses
+    /// the base and is waited out without spending an attempt.
     async fn send(
         &self,
         kind: RequestKind,
@@ -207,9 +217,32 @@ impl HttpClient {
         build: impl Fn(&reqwest::Client) -> RequestBuilder + Send + Sync,
     ) -> Result<Value, AirtableError> {
         let opts = &self.inner.opts;
+        let pacer = &self.inner.pacer;
         let mut attempt: u32 = 1;
+        let mut rate_waits: u32 = 0;
         loop {
-            let permit = self.inner.pacer.acquire().await;
+            let _probe = loop {
+                match pacer.gate() {
+                    pacing::Gate::Open => break None,
+                    pacing::Gate::Probe(token) => break Some(token),
+                    pacing::Gate::Down { until } if attempt == 1 && rate_waits == 0 => {
+                        let retry_in = until
+                            .map(|t| t.saturating_duration_since(tokio::time::Instant::now()))
+                            .unwrap_or_default();
+                        return Err(AirtableError::BackingOff { retry_in });
+                    }
+                    // Another caller's probes failed meanwhile: an outage, stop here.
+                    pacing::Gate::Down { until } if pacer.failures() >= opts.max_attempts => {
+                        let retry_in = until
+                            .map(|t| t.saturating_duration_since(tokio::time::Instant::now()))
+                            .unwrap_or_default();
+                        return Err(AirtableError::BackingOff { retry_in });
+                    }
+                    // This call is retrying: wait for the base's next probe.
+                    pacing::Gate::Down { until } => pacer.wait_for_probe(until).await,
+                }
+            };
+            let permit = pacer.acquire().await;
             let token = self.token()?;
             let sent = build(&self.inner.http)
                 .bearer_auth(token.expose())
@@ -228,6 +261,7 @@ impl HttpClient {
                         .map(Duration::from_secs);
                     match resp.text().await {
                         Ok(body) if status.is_success() => {
+                            self.report(true, None);
                             self.inner.stats.record(kind, Outcome::Ok);
                             return serde_json::from_str(&body)
                                 .map_err(|e| AirtableError::Decode(e.to_string()));
@@ -243,6 +277,11 @@ impl HttpClient {
                 }
                 Err(e) => AirtableError::from_reqwest(&e),
             };
+            let failures = match &err {
+                AirtableError::Server { retry_after, .. } => self.report(false, *retry_after),
+                e if e.is_outage() => self.report(false, None),
+                _ => self.report(true, None),
+            };
             self.inner.stats.record(kind, outcome_of(&err));
             let allowed = match policy {
                 RetryPolicy::All => err.is_retryable(),
@@ -252,36 +291,50 @@ impl HttpClient {
                         | AirtableError::Connection { not_sent: true, .. }
                 ),
             };
-            // The base is paused or marked as backing off even when this call gives up (a
-            // one-attempt read-through): the next caller must know it too.
-            let wait = match &err {
-                AirtableError::RateLimited { retry_after, .. } => {
-                    // Airtable sends no Retry-After on 429 today; honour one if it ever does.
-                    let pause = pacing::with_jitter(opts.rate_limit_pause, opts.rate_limit_jitter)
-                        .max(retry_after.unwrap_or_default());
-                    self.inner.pacer.pause(pause);
-                    Duration::ZERO
-                }
-                AirtableError::Server {
-                    retry_after: Some(ra),
-                    ..
-                } => pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max).max(*ra),
-                e if e.is_retryable() => {
-                    pacing::backoff(attempt, opts.backoff_initial, opts.backoff_max)
-                }
-                _ => Duration::ZERO,
-            };
-            if !wait.is_zero() {
-                self.inner.pacer.back_off(wait);
-            }
-            if !allowed || attempt >= opts.max_attempts {
+            if !allowed {
                 return Err(err);
             }
+            if let AirtableError::RateLimited { retry_after, .. } = &err {
+                // Airtable locks the base out for 30 s: every caller of the base waits it out
+                // (paused even when this call gives up, so a read-through that cannot wait
+                // knows), and this call retries after it, spending no attempt.
+                // Airtable sends no Retry-After on 429 today; honour one if it ever does.
+                let pause = pacing::with_jitter(opts.rate_limit_pause, opts.rate_limit_jitter)
+                    .max(retry_after.unwrap_or_default());
+                pacer.pause(pause);
+                rate_waits += 1;
+                if rate_waits > opts.max_rate_limit_waits {
+                    return Err(err);
+                }
+                warn!(
+                    kind = kind.as_str(),
+                    rate_waits,
+                    pause_ms = pause.as_millis() as u64,
+                    "Airtable rate limit reached; waiting out the lockout"
+                );
+                self.inner.stats.record_retry(kind);
+                continue;
+            }
+            // An outage (not a blip) sends one probe per call: the run, not the call, retries.
+            if attempt >= opts.max_attempts || failures >= opts.max_attempts {
+                return Err(err);
+            }
+            let wait = pacer.backing_off().unwrap_or_default();
             warn!(kind = kind.as_str(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "Airtable request failed; retrying");
             self.inner.stats.record_retry(kind);
-            tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+
+    /// Tells the base's pacer how a request ended (see `pacing.rs`); returns its failures.
+    fn report(&self, reachable: bool, retry_after: Option<Duration>) -> u32 {
+        let opts = &self.inner.opts;
+        self.inner.pacer.report(
+            reachable,
+            retry_after,
+            opts.backoff_initial,
+            opts.backoff_max,
+        )
     }
 
     fn check_batch(n: usize) -> Result<(), AirtableError> {
@@ -541,5 +594,9 @@ impl AirtableApi for HttpClient {
 
     fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
+    }
+
+    fn backing_off(&self) -> Option<Duration> {
+        self.inner.pacer.backing_off()
     }
 }

@@ -127,6 +127,10 @@ pub enum AirtableError {
         /// True when the request certainly never reached the server (connect failed).
         not_sent: bool,
     },
+    /// Not sent: the base is failing (5xx, timeouts, connection errors) and its next probe is
+    /// not due yet (see `pacing.rs`). Retryable later; costs no request.
+    #[error("Airtable is unreachable; next attempt in {} s", retry_in.as_secs().max(1))]
+    BackingOff { retry_in: Duration },
     /// A 2xx answer whose body was not what the API documents.
     #[error("unexpected Airtable response: {0}")]
     Decode(String),
@@ -147,6 +151,17 @@ impl AirtableError {
                 | Self::Server { .. }
                 | Self::Timeout
                 | Self::Connection { .. }
+                | Self::BackingOff { .. }
+        )
+    }
+
+    /// Whether this says Airtable is down or failing (5xx, timeout, connection error, or the
+    /// base backing off after those): the request, not the record, failed, so it never counts
+    /// toward an outbox row's attempts.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Self::Server { .. } | Self::Timeout | Self::Connection { .. } | Self::BackingOff { .. }
         )
     }
 

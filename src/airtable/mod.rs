@@ -6,7 +6,8 @@
 //!   body shapes accepted).
 //! - Pacing and retries: see `pacing.rs` (per-base rate slots shared by the whole process: at
 //!   most `AIRTABLE_RATE_LIMIT` requests in any second as Airtable sees them, whatever the
-//!   network's delays; a pause after 429; full-jitter backoff on 5xx/timeouts/connection errors)
+//!   network's delays; a pause after 429 that spends no attempt; outages tracked per base, with
+//!   one probe at a time at backoff intervals and new calls refused at once while it backs off)
 //!   and [`ClientOptions`].
 //! - Idempotent creates: [`AirtableApi::create`] sends an *upsert* merging on the Lead ID field
 //!   (`AIRTABLE_LEAD_ID_FIELD`). Every lead carries leadcache's own id in that field, so a create
@@ -40,7 +41,7 @@ use serde_json::{Map, Value};
 pub use client::{ClientOptions, HttpClient, install_crypto_provider};
 pub use error::{AirtableError, UnprocessableKind, parse_error_body};
 pub use fields::{FieldMap, FieldMapError, LOCAL_FIELDS, LocalType, RemoteLead};
-pub use pacing::{BasePacer, Busy, Permit, backoff, pacer_for};
+pub use pacing::{BasePacer, Busy, Gate, Permit, ProbeToken, backoff, outage_backoff, pacer_for};
 pub use pass::{ListPass, PassEvent, list_all};
 pub use stats::{Outcome, RequestKind, RequestStats, StatsSnapshot};
 
@@ -189,4 +190,10 @@ pub trait AirtableApi: Send + Sync {
 
     /// The request counters (snapshot before and after a run).
     fn stats(&self) -> StatsSnapshot;
+
+    /// While the base is failing (5xx, timeouts, connection errors): how long until its next
+    /// probe may go (`ZERO`: now, or one is in flight). `None` while it answers.
+    fn backing_off(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

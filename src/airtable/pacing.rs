@@ -23,11 +23,16 @@
 //!   server clock that runs slightly fast. It does not need to cover network jitter.
 //! - After a 429 the pacer is paused (`rate_limit_pause` + jitter): every caller waits before its
 //!   next request to that base.
-//! - Retryable failures (5xx, timeouts, connection errors) back off with full jitter:
-//!   `uniform(0, min(max, initial × 2^(attempt-1)))`, at least `Retry-After` when the server sent one.
-//!   The base is then marked as backing off for that time ([`BasePacer::back_off`]): nobody is
-//!   held by it, but a caller who cannot wait (a read-through) asks [`BasePacer::busy`] and does
-//!   not send a request that would most likely fail or, after a 429, extend the lock-out.
+//! - **Outages are tracked per base, not per request** (SPEC §5.4): a 5xx, a timeout or a
+//!   connection error marks the base failing, and the next request may go only at the base's
+//!   probe time, `initial × 2^(failures-1)` capped at `max` (equal jitter: between half and all of
+//!   it), at least `Retry-After` when the server sent one. While the base is failing exactly one
+//!   request at a time is let through (the probe, [`Gate::Probe`]); every other caller either
+//!   waits for the probe's outcome (a call already retrying) or is told at once that the base is
+//!   backing off ([`Gate::Down`]; a new call, so a push during an outage tries no row and a
+//!   read-through answers at once). Any answer from the server, a 429 or a 422 included, ends the
+//!   outage. So a 30-minute outage costs the first few retries and then one probe per interval:
+//!   about 15 requests with the production backoff (1 s doubling, at most 5 min).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -48,16 +53,61 @@ enum Slot {
 struct State {
     slots: Vec<Slot>,
     paused_until: Option<Instant>,
-    backing_off_until: Option<Instant>,
+    outage: Outage,
 }
 
-/// Why a base should not be asked now by a caller who cannot wait, and for how long more.
+/// The base's health as its answers showed it.
+#[derive(Debug, Default)]
+struct Outage {
+    /// Consecutive 5xx/timeouts/connection errors; 0 while the base answers.
+    failures: u32,
+    /// When the next probe may go (while `failures > 0`).
+    probe_at: Option<Instant>,
+    /// A probe is in flight.
+    probing: bool,
+    /// Numbers the probes, so an old token's drop never frees a newer probe.
+    probe_gen: u64,
+}
+
+/// Why a base should not be asked now by a caller who cannot wait (a read-through), and for
+/// how long more at least.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
     /// Paused after a 429 (every request waits).
     Paused(Duration),
-    /// Backing off after 5xx, timeouts or connection errors.
+    /// Failing (5xx, timeouts, connection errors): until a probe gets an answer.
     BackingOff(Duration),
+}
+
+/// What a caller may do now, as [`BasePacer::gate`] says.
+#[derive(Debug)]
+pub enum Gate<'a> {
+    /// The base answers: send.
+    Open,
+    /// The base is failing and this caller sends the one probe; report its outcome with
+    /// [`BasePacer::report`] (dropping the token unreported frees the probe for another caller).
+    Probe(ProbeToken<'a>),
+    /// The base is failing: nothing may be sent before `until` (`None`: a probe is in flight).
+    Down { until: Option<Instant> },
+}
+
+/// The right to send the probe of a failing base.
+#[derive(Debug)]
+pub struct ProbeToken<'a> {
+    pacer: &'a BasePacer,
+    generation: u64,
+}
+
+impl Drop for ProbeToken<'_> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.pacer.lock();
+            if state.outage.probe_gen == self.generation {
+                state.outage.probing = false;
+            }
+        }
+        self.pacer.outage_changed.notify_waiters();
+    }
 }
 
 /// The shared pacing state of one base.
@@ -67,6 +117,8 @@ pub struct BasePacer {
     state: Mutex<State>,
     /// Signalled when a request in flight gives its slot back.
     released: Notify,
+    /// Signalled when a probe ends (reported or abandoned).
+    outage_changed: Notify,
 }
 
 /// A slot held by one request; dropping it (when the answer came, or the request failed or was
@@ -94,9 +146,10 @@ impl BasePacer {
             state: Mutex::new(State {
                 slots: vec![Slot::FreeFrom(now); rate.max(1) as usize],
                 paused_until: None,
-                backing_off_until: None,
+                outage: Outage::default(),
             }),
             released: Notify::new(),
+            outage_changed: Notify::new(),
         }
     }
 
@@ -164,26 +217,138 @@ impl BasePacer {
             state.paused_until = Some(t);
         }
     }
+}
 
-    /// Marks the base as backing off for `d` after a retryable failure (keeps a longer mark).
-    /// Unlike [`Self::pause`] it holds nobody; see [`Self::busy`].
-    pub fn back_off(&self, d: Duration) {
+impl BasePacer {
+    /// Whether the base is paused (429) or failing now: a caller who cannot wait sends nothing
+    /// (the probes of the runs, not a read-through, find out when the base is back).
+    pub fn busy(&self) -> Option<Busy> {
+        let now = Instant::now();
+        if let Some(until) = self.lock().paused_until.filter(|t| *t > now) {
+            return Some(Busy::Paused(until - now));
+        }
+        self.backing_off().map(Busy::BackingOff)
+    }
+
+    /// Whether a request may go now (see the module docs on outages).
+    pub fn gate(&self) -> Gate<'_> {
         let mut state = self.lock();
-        let t = Instant::now() + d;
-        if state.backing_off_until.is_none_or(|old| old < t) {
-            state.backing_off_until = Some(t);
+        let outage = &mut state.outage;
+        if outage.failures == 0 {
+            return Gate::Open;
+        }
+        if outage.probing {
+            return Gate::Down { until: None };
+        }
+        match outage.probe_at {
+            Some(t) if t > Instant::now() => Gate::Down { until: Some(t) },
+            _ => {
+                outage.probing = true;
+                outage.probe_gen += 1;
+                Gate::Probe(ProbeToken {
+                    pacer: self,
+                    generation: outage.probe_gen,
+                })
+            }
         }
     }
 
-    /// Whether the base is paused (429) or backing off (errors) now, and for how long more.
-    pub fn busy(&self) -> Option<Busy> {
-        let state = self.lock();
-        let now = Instant::now();
-        let left = |t: Option<Instant>| t.filter(|t| *t > now).map(|t| t - now);
-        left(state.paused_until)
-            .map(Busy::Paused)
-            .or_else(|| left(state.backing_off_until).map(Busy::BackingOff))
+    /// Waits until the failing base may be probed: the probe in flight ended, or the base's
+    /// probe time (at most `until`) came.
+    pub async fn wait_for_probe(&self, until: Option<Instant>) {
+        let changed = self.outage_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let deadline = {
+            let state = self.lock();
+            let outage = &state.outage;
+            if outage.failures == 0 {
+                return;
+            }
+            if outage.probing {
+                // A probe in flight always ends: its token's drop notifies.
+                until
+            } else {
+                match outage.probe_at {
+                    Some(t) if t > Instant::now() => Some(until.map_or(t, |u| u.min(t))),
+                    _ => return,
+                }
+            }
+        };
+        match deadline {
+            Some(t) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(t) => {}
+                    () = &mut changed => {}
+                }
+            }
+            None => changed.await,
+        }
     }
+
+    /// Records how a request ended: `reachable` when the server answered (any status but 5xx),
+    /// else the base's failures grow and its next probe moves out (`retry_after` at least).
+    /// Returns the consecutive failures now.
+    pub fn report(
+        &self,
+        reachable: bool,
+        retry_after: Option<Duration>,
+        initial: Duration,
+        max: Duration,
+    ) -> u32 {
+        let failures = {
+            let mut state = self.lock();
+            let outage = &mut state.outage;
+            outage.probing = false;
+            if reachable {
+                outage.failures = 0;
+                outage.probe_at = None;
+            } else {
+                outage.failures = outage.failures.saturating_add(1);
+                let wait = outage_backoff(outage.failures, initial, max)
+                    .max(retry_after.unwrap_or_default());
+                outage.probe_at = Some(Instant::now() + wait);
+            }
+            outage.failures
+        };
+        self.outage_changed.notify_waiters();
+        failures
+    }
+
+    /// How long until the failing base may be probed again; `None` when it answers.
+    /// (`Some(ZERO)`: a probe may go now, or one is in flight.)
+    pub fn backing_off(&self) -> Option<Duration> {
+        let state = self.lock();
+        let outage = &state.outage;
+        if outage.failures == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        Some(
+            outage
+                .probe_at
+                .filter(|t| *t > now)
+                .map_or(Duration::ZERO, |t| t - now),
+        )
+    }
+
+    /// Consecutive failures of the base (0 while it answers).
+    pub fn failures(&self) -> u32 {
+        self.lock().outage.failures
+    }
+}
+
+/// The wait before probe number `failures + 1` of a failing base: `initial × 2^(failures-1)`
+/// capped at `max`, with equal jitter (between half and all of it), so after the first few
+/// probes they are at least `max / 2` apart.
+pub fn outage_backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
+    let exp = initial.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(30)));
+    let cap = exp.min(max);
+    if cap.is_zero() {
+        return cap;
+    }
+    let half = cap / 2;
+    half + rand::rng().random_range(Duration::ZERO..=cap - half)
 }
 
 /// (API URL, base id) -> pacer.
@@ -303,19 +468,38 @@ mod tests {
     }
 
     #[test]
-    fn busy_tells_a_pause_from_a_back_off_and_ends() {
+    fn outage_backoff_doubles_and_keeps_at_least_half_of_its_cap() {
+        let (i, m) = (Duration::from_secs(1), Duration::from_secs(300));
+        for failures in 1..40 {
+            let cap = (i * 2u32.pow((failures - 1).min(9))).min(m);
+            let d = outage_backoff(failures, i, m);
+            assert!(d <= cap && d >= cap / 2, "{failures}: {d:?} of {cap:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_base_lets_one_probe_through_at_its_time() {
         let pacer = BasePacer::new(5, Duration::ZERO);
-        assert_eq!(pacer.busy(), None);
-        pacer.back_off(Duration::from_secs(60));
-        assert!(matches!(pacer.busy(), Some(Busy::BackingOff(d)) if d > Duration::from_secs(50)));
-        pacer.pause(Duration::from_secs(30));
-        assert!(
-            matches!(pacer.busy(), Some(Busy::Paused(_))),
-            "a pause is told first"
-        );
-        let short = BasePacer::new(5, Duration::ZERO);
-        short.back_off(Duration::ZERO);
-        assert_eq!(short.busy(), None, "a mark in the past is over");
+        let (i, m) = (Duration::from_millis(200), Duration::from_secs(1));
+        assert!(matches!(pacer.gate(), Gate::Open));
+        assert_eq!(pacer.report(false, None, i, m), 1);
+        // Backing off: nobody may send.
+        assert!(matches!(pacer.gate(), Gate::Down { until: Some(_) }));
+        assert!(pacer.backing_off().is_some_and(|d| d > Duration::ZERO));
+        pacer.wait_for_probe(None).await;
+        let probe = pacer.gate();
+        assert!(matches!(probe, Gate::Probe(_)));
+        // One probe at a time.
+        assert!(matches!(pacer.gate(), Gate::Down { until: None }));
+        drop(probe);
+        // An abandoned probe frees the slot for another caller; an answer ends the outage.
+        let Gate::Probe(token) = pacer.gate() else {
+            panic!("the probe was not freed");
+        };
+        assert_eq!(pacer.report(true, None, i, m), 0);
+        drop(token);
+        assert!(matches!(pacer.gate(), Gate::Open));
+        assert_eq!(pacer.backing_off(), None);
     }
 
     #[tokio::test]

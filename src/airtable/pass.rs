@@ -3,8 +3,9 @@
 //! Airtable's offsets expire (after minutes, or at a server restart): the next page then fails
 //! with 422 `LIST_RECORDS_ITERATOR_NOT_AVAILABLE`. The only cure is to start the pass again from
 //! the first page, so [`ListPass`] does that and tells the caller with [`PassEvent::Restarted`]
-//! (a caller collecting "ids seen" must clear them). Offsets live only inside one pass: they are
-//! never stored across runs.
+//! (a caller collecting "ids seen" must account for it). A pass may start from a stored offset
+//! ([`ListPass::resume`], the full pull's checkpoint); when Airtable no longer knows it
+//! (expired, or `INVALID_OFFSET_VALUE`), the pass starts from the first page the same way.
 
 use super::{AirtableApi, AirtableError, ListParams, Record};
 
@@ -42,6 +43,24 @@ impl<'a> ListPass<'a> {
         }
     }
 
+    /// A pass that starts at `offset` (a page of an earlier pass) instead of the first page.
+    pub fn resume(
+        api: &'a dyn AirtableApi,
+        params: ListParams,
+        offset: Option<String>,
+        max_restarts: u32,
+    ) -> Self {
+        ListPass {
+            offset,
+            ..ListPass::new(api, params, max_restarts)
+        }
+    }
+
+    /// The offset of the next page (`None` before the first page and after the last).
+    pub fn offset(&self) -> Option<&str> {
+        self.offset.as_deref()
+    }
+
     /// The next page, a restart notice, or `None` once the last page was returned.
     pub async fn next(&mut self) -> Result<Option<PassEvent>, AirtableError> {
         if self.done {
@@ -58,7 +77,12 @@ impl<'a> ListPass<'a> {
                 self.done = self.offset.is_none();
                 Ok(Some(PassEvent::Page(page.records)))
             }
-            Err(e) if e.is_iterator_expired() && self.offset.is_some() => {
+            Err(e)
+                if self.offset.is_some()
+                    && (e.is_iterator_expired()
+                        || e.unprocessable_kind()
+                            == Some(&super::UnprocessableKind::InvalidOffsetValue)) =>
+            {
                 self.restarts += 1;
                 if self.restarts > self.max_restarts {
                     return Err(e);

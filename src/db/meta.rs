@@ -35,6 +35,32 @@ pub fn set(conn: &mut SqliteConnection, key: &str, value: &str) -> Result<(), Ap
     Ok(())
 }
 
+pub fn remove(conn: &mut SqliteConnection, key: &str) -> Result<(), AppError> {
+    diesel::delete(cache_meta::table.find(key)).execute(conn)?;
+    Ok(())
+}
+
+/// Removes every key starting with `prefix`.
+pub fn remove_prefix(conn: &mut SqliteConnection, prefix: &str) -> Result<(), AppError> {
+    let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+    diesel::delete(cache_meta::table.filter(cache_meta::key.like(pattern).escape('\\')))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Keys starting with `prefix`, with their values, in key order.
+pub fn with_prefix(
+    conn: &mut SqliteConnection,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    let pattern = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+    Ok(cache_meta::table
+        .filter(cache_meta::key.like(pattern).escape('\\'))
+        .order(cache_meta::key)
+        .select((cache_meta::key, cache_meta::value))
+        .load(conn)?)
+}
+
 pub fn get_time(conn: &mut SqliteConnection, key: &str) -> Result<Option<NaiveDateTime>, AppError> {
     Ok(get(conn, key)?.and_then(|v| crate::time::parse(&v)))
 }

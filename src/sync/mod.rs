@@ -8,7 +8,15 @@
 //!   limits of their own (`read_through`).
 //! - Every run is a `sync_runs` row with its counts and request numbers; every Airtable request,
 //!   of a run or a read-through, is also added to `airtable_usage` per day, for
-//!   `cacheStatus.requestsToday` and the monthly quota.
+//!   `cacheStatus.requestsToday` and the monthly quota. A failed run reports what it
+//!   did before it stopped ([`RunError::Stopped`]). A row left `running` by a crash is closed as
+//!   `interrupted` when the engine's background tasks start ([`SyncEngine::close_interrupted`]).
+//! - A failed pull is retried on a backoff of minutes ([`SyncOptions::retry_initial`], doubling,
+//!   at most [`SyncOptions::retry_max`]), not at the next scheduled refresh: the decision is kept
+//!   in `cache_meta` ([`SyncEngine::pending_retry`]) and a background task runs it when due. A
+//!   failed full pull resumes from its checkpoint (`pull.rs`).
+//! - While the base backs off after an outage (`airtable/pacing.rs`), background pushes do not
+//!   start: no row is tried until the base's next probe.
 //!
 //! The parts: `pull` (full, incremental, sweep), `apply` (three-way merge of a pulled record),
 //! `plan` (how due outbox rows become requests, for the push and its dry run),
@@ -47,6 +55,57 @@ pub enum RunError {
     Airtable(#[from] AirtableError),
     #[error(transparent)]
     Local(#[from] AppError),
+    /// The run stopped after storing some work: what it did, and why it stopped.
+    #[error("{error}")]
+    Stopped {
+        counts: Counts,
+        error: Box<RunError>,
+    },
+}
+
+impl RunError {
+    /// This error, with the counts of what the run stored before it (kept if already set).
+    pub fn after(self, counts: Counts) -> RunError {
+        match self {
+            s @ RunError::Stopped { .. } => s,
+            e => RunError::Stopped {
+                counts,
+                error: Box::new(e),
+            },
+        }
+    }
+
+    /// The Airtable error behind this one, if any.
+    pub fn airtable(&self) -> Option<&AirtableError> {
+        match self {
+            RunError::Airtable(a) => Some(a),
+            RunError::Local(_) => None,
+            RunError::Stopped { error, .. } => error.airtable(),
+        }
+    }
+
+    /// What the run had done when it stopped.
+    pub fn counts(&self) -> Option<&Counts> {
+        match self {
+            RunError::Stopped { counts, .. } => Some(counts),
+            _ => None,
+        }
+    }
+}
+
+/// `cache_meta` keys of the pending retry of a failed pull.
+const RETRY_KIND: &str = "pull.retry.kind";
+const RETRY_AT: &str = "pull.retry.at";
+const RETRY_FAILURES: &str = "pull.retry.failures";
+
+/// A failed pull waiting for its retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRetry {
+    pub kind: RunKind,
+    /// When it is due (UTC).
+    pub at: chrono::NaiveDateTime,
+    /// Failed runs in a row.
+    pub failures: u32,
 }
 
 /// Engine settings. Defaults are production values; tests shorten them.
@@ -60,6 +119,13 @@ pub struct SyncOptions {
     pub push_debounce: Duration,
     /// Client settings (pauses, retries).
     pub client: ClientOptions,
+    /// A page of a pull whose call failed with a retryable error (after the client's own
+    /// retries) is asked again this many times, after the base's backoff, before the run fails.
+    pub page_retries: u32,
+    /// First wait before a failed pull is run again; doubles with each failure in a row.
+    pub retry_initial: Duration,
+    /// Longest wait before a failed pull is run again.
+    pub retry_max: Duration,
 }
 
 impl Default for SyncOptions {
@@ -69,8 +135,17 @@ impl Default for SyncOptions {
             max_pass_restarts: 5,
             push_debounce: Duration::from_secs(2),
             client: ClientOptions::default(),
+            page_retries: 3,
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(30 * 60),
         }
     }
+}
+
+/// The wait before retrying a pull that failed `failures` times in a row: `initial` doubling, at
+/// most `max`, between half and all of that (jitter).
+pub fn retry_delay(failures: u32, initial: Duration, max: Duration) -> Duration {
+    crate::airtable::outage_backoff(failures.max(1), initial, max)
 }
 
 pub struct SyncEngine {
@@ -115,6 +190,8 @@ impl SyncEngine {
             cfg,
             ClientOptions {
                 max_attempts: 1,
+                // A 429 is answered at once (UNAVAILABLE), never waited out.
+                max_rate_limit_waits: 0,
                 request_timeout: Duration::from_secs(3),
                 ..options.client.clone()
             },
@@ -254,15 +331,20 @@ impl SyncEngine {
                 ("success", c, None)
             }
             Err(e) => {
-                if let RunError::Airtable(a) = &e
-                    && a.is_retryable()
-                {
+                if e.airtable().is_some_and(AirtableError::is_outage) {
                     self.set_reachable(false);
                 }
                 tracing::error!(kind = kind.as_str(), error = %e, "sync run failed");
-                ("failed", Counts::default(), Some(e.to_string()))
+                // What it stored before it stopped, not zeros.
+                let counts = e.counts().cloned().unwrap_or_default();
+                ("failed", counts, Some(e.to_string()))
             }
         };
+        if matches!(kind, RunKind::FullPull | RunKind::IncrementalPull)
+            && let Err(e) = self.note_pull_outcome(kind, outcome != "failed").await
+        {
+            tracing::warn!(error = %e, "could not record the retry of a failed pull");
+        }
         counts.requests = used.requests() as i32;
         counts.retries = used.retries as i32;
         metrics::counter!("sync_runs_total", "kind" => kind.as_str(), "outcome" => outcome)
@@ -334,12 +416,117 @@ impl SyncEngine {
     }
 
     /// Whether any outbox row is due now (background pushes skip a run, and its `sync_runs` row,
-    /// when nothing is).
+    /// when nothing is). False while the base backs off after an outage: no row is tried until
+    /// its next probe may go.
     pub async fn has_due(&self) -> bool {
+        if self.api.backing_off().is_some_and(|d| !d.is_zero()) {
+            return false;
+        }
         self.db
             .run(|c| push::due(c, 1))
             .await
             .is_ok_and(|d| !d.is_empty())
+    }
+
+    /// Records how a pull ended: a failure schedules its retry after [`retry_delay`]; a success
+    /// clears a pending retry of the same kind (a full pull clears any).
+    async fn note_pull_outcome(&self, kind: RunKind, ok: bool) -> Result<(), AppError> {
+        let (initial, max) = (self.options.retry_initial, self.options.retry_max);
+        let at = self
+            .db
+            .write(move |c| {
+                use crate::db::meta;
+                let pending = meta::get(c, RETRY_KIND)?;
+                if ok {
+                    if kind == RunKind::FullPull || pending.as_deref() == Some(kind.as_str()) {
+                        for k in [RETRY_KIND, RETRY_AT, RETRY_FAILURES] {
+                            meta::remove(c, k)?;
+                        }
+                    }
+                    return Ok(None);
+                }
+                let failures = meta::get(c, RETRY_FAILURES)?
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                // A failed full pull stays the one to retry: its checkpoint resumes it.
+                let retry_kind = match pending.as_deref() {
+                    Some("full_pull") => RunKind::FullPull,
+                    _ => kind,
+                };
+                let delay = retry_delay(failures, initial, max);
+                let at = crate::time::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                meta::set(c, RETRY_KIND, retry_kind.as_str())?;
+                meta::set_time(c, RETRY_AT, at)?;
+                meta::set(c, RETRY_FAILURES, &failures.to_string())?;
+                Ok(Some((at, failures)))
+            })
+            .await?;
+        if let Some((at, failures)) = at {
+            tracing::warn!(
+                kind = kind.as_str(),
+                failures,
+                retry_at = %at,
+                "the {} failed; it is retried at {at} UTC",
+                kind.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    /// The retry of a failed pull, if one is pending.
+    pub async fn pending_retry(&self) -> Option<PendingRetry> {
+        let read = self.db.run(|c| {
+            use crate::db::meta;
+            Ok((
+                meta::get(c, RETRY_KIND)?,
+                meta::get_time(c, RETRY_AT)?,
+                meta::get(c, RETRY_FAILURES)?,
+            ))
+        });
+        let (kind, at, failures) = read.await.ok()?;
+        let kind = match kind?.as_str() {
+            "full_pull" => RunKind::FullPull,
+            "incremental_pull" => RunKind::IncrementalPull,
+            _ => return None,
+        };
+        Some(PendingRetry {
+            kind,
+            at: at?,
+            failures: failures.and_then(|f| f.parse().ok()).unwrap_or(1),
+        })
+    }
+
+    /// Closes every run left `running` by a process that stopped during it (crash, kill -9) as
+    /// `interrupted`. Holds the run lock, so a run of this engine is never closed. Returns how
+    /// many were closed.
+    pub async fn close_interrupted(&self) -> Result<usize, AppError> {
+        use crate::db::schema::sync_runs;
+        let _no_run = self.running.lock().await;
+        let now = crate::time::now();
+        let closed =
+            self.db
+                .write(move |c| {
+                    Ok(diesel::update(sync_runs::table.filter(sync_runs::outcome.eq("running")))
+                    .set((
+                        sync_runs::outcome.eq("interrupted"),
+                        sync_runs::phase.eq("done"),
+                        sync_runs::finished_at.eq(now),
+                        sync_runs::error.eq(
+                            "interrupted: leadcache stopped during this run (crash or kill); \
+                             a full pull resumes from its last page",
+                        ),
+                    ))
+                    .execute(c)?)
+                })
+                .await?;
+        if closed > 0 {
+            tracing::warn!(
+                closed,
+                "closed {closed} sync run(s) left running by a stopped process as interrupted"
+            );
+        }
+        Ok(closed)
     }
 
     /// Whether optional pulls should be skipped to save the monthly quota (at 95 %); pushes
@@ -363,6 +550,9 @@ impl SyncEngine {
     ) {
         let engine = self.clone();
         tokio::spawn(async move {
+            if let Err(e) = engine.close_interrupted().await {
+                tracing::warn!(error = %e, "cannot close the sync runs left running");
+            }
             let meta = engine.db.run(|c| {
                 Ok((
                     crate::db::meta::get_time(c, crate::db::meta::LAST_FULL_PULL)?,
@@ -387,6 +577,30 @@ impl SyncEngine {
             }
             if engine.has_due().await {
                 let _ = engine.run(RunKind::Push, "startup").await;
+            }
+        });
+        // Retries of failed pulls (see `note_pull_outcome`).
+        let engine = self.clone();
+        tokio::spawn(async move {
+            const LOOK_EVERY: Duration = Duration::from_secs(30);
+            loop {
+                let wait = match engine.pending_retry().await {
+                    Some(r) => (r.at - crate::time::now()).to_std().unwrap_or_default(),
+                    None => LOOK_EVERY,
+                };
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait.min(LOOK_EVERY)).await;
+                    continue;
+                }
+                if let Some(r) = engine.pending_retry().await {
+                    tracing::info!(
+                        kind = r.kind.as_str(),
+                        failures = r.failures,
+                        "retrying a failed pull"
+                    );
+                    let _ = engine.run(r.kind, "retry").await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
         let engine = self.clone();

@@ -2,7 +2,23 @@
 //!
 //! - **Full**: every page (100 records), each page applied in one transaction. Only after a
 //!   complete pass are leads whose record was not seen soft-deleted. An expired offset restarts
-//!   the pass (the ids seen so far are forgotten), it never ends it.
+//!   the pass, it never ends it. The ids seen so far are kept across the restart: an id seen
+//!   once only ever saves a lead from deletion, and a record deleted in Airtable meanwhile is
+//!   found by the next complete pass or sweep.
+//! - **Checkpoint** (full passes): each page's transaction also stores the page's ids
+//!   (`pull.seen.NNNNNN` in `cache_meta`) and the pass's state (`pull.checkpoint`: the next
+//!   offset, the pages read, when the pass started). A full pass that failed, or whose process
+//!   was killed, resumes from that offset on its next run instead of reading every page again;
+//!   when Airtable no longer knows the offset (expired: `LIST_RECORDS_ITERATOR_NOT_AVAILABLE`, or
+//!   `INVALID_OFFSET_VALUE`), it starts from the first page, still keeping the ids seen. The
+//!   watermark of a resumed pass is capped by the first run's start, so a change made to an early
+//!   page meanwhile is fetched by the next incremental pull. A checkpoint older than
+//!   [`CHECKPOINT_MAX_AGE`] is dropped. The offset is only a hint: the ids and the stored pages
+//!   are what make the resumed pass complete.
+//! - **Storms**: a page whose call failed with a retryable error (after the client's own retries;
+//!   a 429 spends none of them, it waits out the lockout) is asked again after the base's backoff,
+//!   up to [`SyncOptions::page_retries`](crate::sync::SyncOptions::page_retries) times in a row;
+//!   then the run fails, reporting what it stored, and is retried minutes later (`sync/mod.rs`).
 //! - **Incremental**: only records whose modified field is after the watermark, with
 //!   `IS_AFTER({Last Modified}, DATETIME_PARSE(...))`. Airtable shows modified times in whole
 //!   seconds and `IS_AFTER` is strict, so a record changed in the same second as the last pull
@@ -15,7 +31,8 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::airtable::{AirtableError, ListParams, ListPass, PassEvent, Record, formula};
 use crate::db::meta;
@@ -27,6 +44,56 @@ use crate::sync::{RunError, SyncEngine};
 /// The page size asked for (Airtable's maximum).
 pub const PAGE_SIZE: u32 = 100;
 
+/// `cache_meta` key of the checkpoint of an unfinished full pass.
+pub const CHECKPOINT: &str = "pull.checkpoint";
+/// Prefix of the `cache_meta` keys holding the ids of each page of an unfinished full pass.
+pub const SEEN_PREFIX: &str = "pull.seen.";
+/// A checkpoint older than this is not resumed (the pass starts over).
+pub const CHECKPOINT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Where an unfinished full pass stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The offset of the next page (`None`: start from the first page).
+    pub offset: Option<String>,
+    /// Pages stored so far.
+    pub pages: u32,
+    /// When the pass's first run started (UTC).
+    pub started: NaiveDateTime,
+}
+
+/// The checkpoint to resume, with the ids seen so far; `None` (and any stale state removed)
+/// when there is none or it is too old.
+fn load_checkpoint(
+    c: &mut diesel::sqlite::SqliteConnection,
+) -> Result<Option<(Checkpoint, HashSet<String>)>, AppError> {
+    let cp = meta::get(c, CHECKPOINT)?.and_then(|v| serde_json::from_str::<Checkpoint>(&v).ok());
+    let fresh = cp.filter(|cp| {
+        (crate::time::now() - cp.started)
+            .to_std()
+            .is_ok_and(|age| age <= CHECKPOINT_MAX_AGE)
+    });
+    let Some(cp) = fresh else {
+        clear_checkpoint(c)?;
+        return Ok(None);
+    };
+    let seen = meta::with_prefix(c, SEEN_PREFIX)?
+        .into_iter()
+        .flat_map(|(_, ids)| {
+            ids.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(Some((cp, seen)))
+}
+
+fn clear_checkpoint(c: &mut diesel::sqlite::SqliteConnection) -> Result<(), AppError> {
+    meta::remove(c, CHECKPOINT)?;
+    meta::remove_prefix(c, SEEN_PREFIX)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullMode {
     Full,
@@ -34,12 +101,15 @@ pub enum PullMode {
 }
 
 impl SyncEngine {
-    /// Applies one page in one transaction and announces the changes.
+    /// Applies one page in one transaction (with the pass's checkpoint, for a full pass) and
+    /// announces the changes.
     pub(crate) async fn apply_page(
         &self,
         records: Vec<Record>,
+        checkpoint: Option<Checkpoint>,
         counts: &mut Counts,
     ) -> Result<Option<DateTime<Utc>>, AppError> {
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         let remotes: Vec<_> = records.iter().map(|r| self.map.from_record(r)).collect();
         let newest = remotes.iter().filter_map(|r| r.modified_at).max();
         let ctx = MergeCtx {
@@ -49,10 +119,15 @@ impl SyncEngine {
         let results = self
             .db
             .write(move |c| {
-                remotes
+                let applied = remotes
                     .iter()
                     .map(|r| apply::apply_remote(c, &ctx, r))
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Some(cp) = &checkpoint {
+                    meta::set(c, &format!("{SEEN_PREFIX}{:06}", cp.pages), &ids.join(","))?;
+                    meta::set(c, CHECKPOINT, &serde_json::to_string(cp)?)?;
+                }
+                Ok(applied)
             })
             .await?;
         counts.fetched += records.len() as i32;
@@ -67,13 +142,27 @@ impl SyncEngine {
         Ok(newest)
     }
 
-    /// A full or incremental pull. Returns the counts.
+    /// A full or incremental pull. Returns the counts; a failed pull's error carries what it
+    /// stored ([`RunError::Stopped`]).
     pub(crate) async fn pull(
         &self,
         mode: PullMode,
         run: &crate::sync::runs::RunHandle,
     ) -> Result<Counts, RunError> {
-        let started = crate::time::now();
+        let mut counts = Counts::default();
+        match self.pull_into(mode, run, &mut counts).await {
+            Ok(()) => Ok(counts),
+            Err(e) => Err(e.after(counts)),
+        }
+    }
+
+    async fn pull_into(
+        &self,
+        mode: PullMode,
+        run: &crate::sync::runs::RunHandle,
+        counts: &mut Counts,
+    ) -> Result<(), RunError> {
+        let mut started = crate::time::now();
         let watermark = match mode {
             PullMode::Full => None,
             PullMode::Incremental => {
@@ -92,24 +181,73 @@ impl SyncEngine {
                 w.and_utc(),
             ));
         }
-        let mut counts = Counts::default();
+        let is_full = watermark.is_none();
         let mut seen: HashSet<String> = HashSet::new();
         let mut newest: Option<DateTime<Utc>> = None;
-        let mut pass = ListPass::new(self.api.as_ref(), params, self.options.max_pass_restarts);
+        let mut checkpoint = None;
+        let mut pass = if is_full {
+            let resumed = self.db.write(load_checkpoint).await?;
+            let mut cp = Checkpoint {
+                offset: None,
+                pages: 0,
+                started,
+            };
+            if let Some((found, ids)) = resumed {
+                tracing::info!(
+                    pages = found.pages,
+                    ids = ids.len(),
+                    "resuming the full pull from its checkpoint"
+                );
+                started = found.started;
+                seen = ids;
+                cp = found;
+            }
+            let pass = ListPass::resume(
+                self.api.as_ref(),
+                params,
+                cp.offset.clone(),
+                self.options.max_pass_restarts,
+            );
+            checkpoint = Some(cp);
+            pass
+        } else {
+            ListPass::new(self.api.as_ref(), params, self.options.max_pass_restarts)
+        };
         let phase = if watermark.is_some() {
             "pulling changes"
         } else {
             "pulling all records"
         };
+        let mut page_failures = 0;
         loop {
             let event = match pass.next().await {
-                Ok(e) => e,
+                Ok(e) => {
+                    page_failures = 0;
+                    e
+                }
                 Err(e) if watermark.is_some() && missing_modified_field(&e) => {
                     tracing::warn!(
                         field = self.map.modified_field(),
                         "the Airtable table has no usable modified field; falling back to a full pull"
                     );
-                    return Box::pin(self.pull(PullMode::Full, run)).await;
+                    return Box::pin(self.pull_into(PullMode::Full, run, counts)).await;
+                }
+                Err(e) if e.is_retryable() && page_failures < self.options.page_retries => {
+                    // The page is asked again once the base may be probed (`airtable/pacing.rs`).
+                    page_failures += 1;
+                    let wait = self
+                        .api
+                        .backing_off()
+                        .unwrap_or_default()
+                        .max(self.options.client.backoff_initial);
+                    tracing::warn!(
+                        page_failures,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %e,
+                        "a page of the pull failed; asking again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -118,19 +256,23 @@ impl SyncEngine {
                 Some(PassEvent::Restarted { restarts }) => {
                     tracing::info!(
                         restarts,
-                        "Airtable list offset expired; restarting the pass"
+                        "Airtable list offset expired; restarting the pass (keeping the ids seen)"
                     );
-                    seen.clear();
                 }
                 Some(PassEvent::Page(records)) => {
                     seen.extend(records.iter().map(|r| r.id.clone()));
-                    let page_newest = self.apply_page(records, &mut counts).await?;
+                    // Stored with the page: resume after it.
+                    let cp = checkpoint.as_mut().map(|cp| {
+                        cp.pages += 1;
+                        cp.offset = pass.offset().map(String::from);
+                        cp.clone()
+                    });
+                    let page_newest = self.apply_page(records, cp, counts).await?;
                     newest = newest.max(page_newest);
-                    let _ = run.progress(phase, &counts).await;
+                    let _ = run.progress(phase, counts).await;
                 }
             }
         }
-        let is_full = watermark.is_none();
         if is_full {
             counts.deleted += self.delete_missing(seen).await?;
         }
@@ -146,6 +288,7 @@ impl SyncEngine {
                     meta::set_time(c, meta::PULL_WATERMARK, w.naive_utc())?;
                 }
                 let key = if is_full {
+                    clear_checkpoint(c)?;
                     meta::LAST_FULL_PULL
                 } else {
                     meta::LAST_INCREMENTAL_PULL
@@ -153,7 +296,7 @@ impl SyncEngine {
                 meta::set_time(c, key, crate::time::now())
             })
             .await?;
-        Ok(counts)
+        Ok(())
     }
 
     async fn delete_missing(&self, seen: HashSet<String>) -> Result<i32, AppError> {

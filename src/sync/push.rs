@@ -23,12 +23,20 @@
 //! need no read (there is no record yet) and send only the fields that have a value.
 //!
 //! A batch Airtable rejects with 422 is split in halves until the rejected record is alone: it is
-//! marked failed with Airtable's message, the others go through. Retryable failures (5xx,
-//! timeouts, connection) that outlast the client's own retries mark the batch's rows failed with
-//! exponential backoff and jitter (1 s doubling, at most 5 min) and end the run; after
-//! [`MAX_ATTEMPTS`] a row is `dead` and waits for a person (`retryOutbox`). 401/403, 429 and the
-//! monthly quota end the run without counting attempts. A row changed while its push was in flight
-//! (its `seq` moved) is kept for the next push.
+//! marked failed with Airtable's message (one warning in the log with the lead, the record and
+//! the message), the others go through. Only such definitive rejections (a 422, a 404 of the
+//! record) count toward a row's attempts, with exponential backoff and jitter (1 s doubling, at
+//! most 5 min); after [`MAX_ATTEMPTS`] a row is `dead` and waits for a person (`retryOutbox`),
+//! its reason in `last_error`.
+//!
+//! Airtable being down is the base's state, not the rows' (SPEC §5.4): a 5xx, timeout or
+//! connection error that outlasts the client's retries, or a base backing off
+//! ([`AirtableError::BackingOff`]: the client sends nothing until the base's next probe), ends
+//! the run and leaves every row as it was: no attempt counted, no row backoff. While the base backs
+//! off, background pushes do not start ([`SyncEngine::has_due`]), so an outage of any length costs
+//! one probe per backoff interval and ends with every acknowledged write pushed. 401/403, 429 and
+//! the monthly quota also end the run without counting attempts. A row changed while its push was
+//! in flight (its `seq` moved) is kept for the next push.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -195,9 +203,10 @@ impl SyncEngine {
                     .iter()
                     .filter_map(|i| i.lead.airtable_id.clone())
                     .collect();
-                self.read_current(&ids, &mut counts)
-                    .await
-                    .inspect_err(|e| self.note_failure(e))?;
+                if let Err(e) = self.read_current(&ids, &mut counts).await {
+                    self.note_failure(&e);
+                    return Err(e.after(counts));
+                }
                 let lead_ids: Vec<String> = group.iter().map(|i| i.row.lead_id.clone()).collect();
                 let fresh = self.db.run(move |c| due_among(c, &lead_ids)).await?;
                 self.send_round(fresh, run, &mut counts).await?;
@@ -208,9 +217,7 @@ impl SyncEngine {
 
     /// Marks Airtable unreachable after a retryable failure.
     fn note_failure(&self, e: &RunError) {
-        if let RunError::Airtable(e) = e
-            && e.is_retryable()
-        {
+        if e.airtable().is_some_and(AirtableError::is_outage) {
             self.set_reachable(false);
         }
     }
@@ -243,10 +250,11 @@ impl SyncEngine {
                     let _ = run.progress("pushing", counts).await;
                 }
                 Err(BatchError::Stop(e)) => {
-                    if e.is_retryable() {
+                    if e.is_outage() {
                         self.set_reachable(false);
                     }
-                    return Err(RunError::Airtable(e));
+                    // The run reports what it did before it stopped.
+                    return Err(RunError::Airtable(e).after(counts.clone()));
                 }
             }
         }
@@ -269,7 +277,7 @@ impl SyncEngine {
         loop {
             let page = self.api.list_page(&params, offset.as_deref()).await?;
             seen.extend(page.records.iter().map(|r| r.id.clone()));
-            self.apply_page(page.records, counts).await?;
+            self.apply_page(page.records, None, counts).await?;
             match page.offset {
                 Some(next) => offset = Some(next),
                 None => break,
@@ -318,6 +326,19 @@ impl SyncEngine {
                 Err(e) if e.is_unprocessable() || e.is_not_found() => {
                     counts.failed += batch.len() as i32;
                     let message = e.to_string();
+                    for i in &batch {
+                        let dead = i.row.attempts + 1 >= MAX_ATTEMPTS;
+                        tracing::warn!(
+                            lead = %i.lead.id,
+                            record = i.lead.airtable_id.as_deref().unwrap_or("(new)"),
+                            attempts = i.row.attempts + 1,
+                            dead,
+                            "Airtable rejected the {} of lead {}: {message}{}",
+                            i.row.operation,
+                            i.lead.id,
+                            if dead { " (now dead: retry it from the admin page once fixed)" } else { "" }
+                        );
+                    }
                     let rows: Vec<OutboxRow> = batch.iter().map(|i| i.row.clone()).collect();
                     self.db
                         .write(move |c| {
@@ -329,28 +350,9 @@ impl SyncEngine {
                         .await
                         .map_err(|e| BatchError::Stop(AirtableError::Decode(e.to_string())))?;
                 }
-                Err(e) => {
-                    if e.is_retryable() && !e.is_rate_limited() {
-                        // Airtable is down or failing: back off these rows.
-                        let message = e.to_string();
-                        let rows: Vec<OutboxRow> = queue
-                            .iter()
-                            .flatten()
-                            .chain(batch.iter())
-                            .map(|i| i.row.clone())
-                            .collect();
-                        let _ = self
-                            .db
-                            .write(move |c| {
-                                for r in &rows {
-                                    fail_row(c, r, &message, false)?;
-                                }
-                                Ok(())
-                            })
-                            .await;
-                    }
-                    return Err(BatchError::Stop(e));
-                }
+                // Airtable down (or backing off), auth, rate limit, quota: the request failed, not
+                // the records. Their rows stay as they are, attempts untouched (module docs).
+                Err(e) => return Err(BatchError::Stop(e)),
             }
         }
         Ok(done)
@@ -523,8 +525,9 @@ fn finish_row(conn: &mut SqliteConnection, sent: &OutboxRow) -> Result<bool, App
         > 0)
 }
 
-/// Marks a row failed (with backoff) or dead after [`MAX_ATTEMPTS`]. `rejected`: Airtable refused
-/// the record itself (422), so the lead is shown in error.
+/// Marks a row failed (with backoff) or dead after [`MAX_ATTEMPTS`]: only for Airtable's
+/// definitive rejections of the record (422, 404), never for outages. `rejected`: the lead is
+/// shown in error.
 fn fail_row(
     conn: &mut SqliteConnection,
     row: &OutboxRow,

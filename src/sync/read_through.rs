@@ -11,8 +11,9 @@
 //! 2. **The base is not paused or backing off** ([`crate::airtable::BasePacer::busy`]): after a 429
 //!    every request waits 30 s, after errors the client backs off. A caller waiting for one record
 //!    gets `UNAVAILABLE` at once instead of waiting, and adds no request that would extend a
-//!    lock-out. A read-through that fails itself (timeout, 5xx) marks the base as backing off for
-//!    [`FAILURE_BACK_OFF`].
+//!    lock-out. A read-through that fails itself (timeout, 5xx, connection) is reported to the
+//!    base's pacer by the client like any request, so the base is failing until a run's probe
+//!    gets an answer (`airtable/pacing.rs`).
 //! 3. **Per operation**: at most `READ_THROUGH_PER_REQUEST` fetches (default 5). The count lives
 //!    in the operation's data ([`OperationFetches`], put there by the schema's
 //!    [`crate::graphql::query::ReadThroughBudget`] extension); the fetches over it answer `null`
@@ -40,8 +41,6 @@ use crate::sync::apply::{self, MergeCtx};
 pub const UNKNOWN_FOR: Duration = Duration::from_secs(60);
 /// The window of `READ_THROUGH_PER_MINUTE`.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// How long read-throughs stay off after one of them failed with a retryable error.
-pub const FAILURE_BACK_OFF: Duration = Duration::from_secs(5);
 /// Most unknown ids remembered (the oldest are forgotten first).
 const MAX_UNKNOWN: usize = 10_000;
 
@@ -195,8 +194,9 @@ impl SyncEngine {
             }
             Err(e) => {
                 if e.is_retryable() {
+                    // The client told the base's pacer already: later read-throughs wait for
+                    // the base to answer a probe.
                     self.set_reachable(false);
-                    self.pacer.back_off(FAILURE_BACK_OFF);
                 }
                 tracing::warn!(error = %e, "read-through fetch failed");
                 return Ok(None);

@@ -281,6 +281,8 @@ async fn stop_and_restart_on_the_same_port_keeps_the_data() {
     );
     sim.restart().await.unwrap();
     assert_eq!(sim.addr, addr);
+    // The client backs the base off after the failure: the next request goes at its probe time.
+    tokio::time::sleep(client.backing_off().unwrap_or_default()).await;
     assert_eq!(
         list_all(&client, ListParams::default(), 0)
             .await

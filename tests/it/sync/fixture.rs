@@ -29,6 +29,7 @@ pub fn fast_options() -> leadcache::sync::SyncOptions {
             request_timeout: Duration::from_secs(5),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -40,6 +41,33 @@ pub struct Synced {
 impl Synced {
     pub async fn start(records: usize, tweak: impl FnOnce(&mut SimConfig)) -> Synced {
         Synced::start_policy(records, ConflictPolicy::AirtableWins, tweak).await
+    }
+
+    /// A simulator of `records` and a server syncing with it with these engine options.
+    pub async fn start_with_options(
+        records: usize,
+        options: leadcache::sync::SyncOptions,
+        tweak: impl FnOnce(&mut SimConfig),
+    ) -> Synced {
+        let mut cfg = SimConfig {
+            records,
+            api_key: Some(KEY.into()),
+            base_id: Some(BASE.into()),
+            lockout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        tweak(&mut cfg);
+        let sim = sim::start(cfg).await.unwrap();
+        let url = sim.url();
+        let app = TestApp::start_synced(
+            move |c| {
+                c.sync_delete_grace = Duration::ZERO;
+                c.airtable = Some(airtable_config(url));
+            },
+            options,
+        )
+        .await;
+        Synced { app, sim }
     }
 
     pub async fn start_policy(
@@ -139,19 +167,24 @@ pub async fn server_tweaked(
                 c.database_path = db;
             }
             c.conflict_policy = policy;
-            c.airtable = Some(AirtableConfig {
-                api_key: Some(ApiKeySource::Value(Secret::new(KEY))),
-                base_id: BASE.into(),
-                table: "Leads".into(),
-                api_url: url,
-                field_map: None,
-                modified_field: "Last Modified".into(),
-                lead_id_field: "Lead ID".into(),
-                rate_limit: 5,
-            });
+            c.airtable = Some(airtable_config(url));
             tweak(c);
         },
         fast_options(),
     )
     .await
+}
+
+/// The Airtable settings of a server syncing with the simulator at `url`.
+fn airtable_config(url: String) -> AirtableConfig {
+    AirtableConfig {
+        api_key: Some(ApiKeySource::Value(Secret::new(KEY))),
+        base_id: BASE.into(),
+        table: "Leads".into(),
+        api_url: url,
+        field_map: None,
+        modified_field: "Last Modified".into(),
+        lead_id_field: "Lead ID".into(),
+        rate_limit: 5,
+    }
 }

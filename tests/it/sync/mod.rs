@@ -1,7 +1,9 @@
 //! The sync engine against the Airtable simulator, asserting the data on both sides.
 
 pub mod fixture;
+mod outage;
 mod prepush;
+mod pulls;
 mod push;
 mod read_through;
 mod restore;
@@ -380,8 +382,17 @@ async fn airtable_down_reads_and_writes_go_on_and_everything_is_pushed_once_back
         .await;
     assert_eq!(status["cacheStatus"]["airtableReachable"], false);
     s.sim.restart().await.unwrap();
-    // Failed rows wait for their backoff; make them due, as the admin page's retry does.
+    // The outage counted no attempt on any row.
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0")
+            .await,
+        0
+    );
     s.app.ok("mutation { retryOutbox }", json!({})).await;
+    // The base backs off after the outage: its next probe is at most `backoff_max` away.
+    tokio::time::sleep(fixture::fast_options().client.backoff_max + Duration::from_millis(50))
+        .await;
     let run = s.run(RunKind::Push).await;
     assert_eq!(run.pushed, 100);
     assert_eq!(s.sim.state.record_count(), 120, "each lead exactly once");

@@ -93,12 +93,16 @@ async fn one_operation_fetches_at_most_read_through_per_request_and_every_get_is
         5
     );
 
-    // A cached record is answered from the cache: no request, no budget spent.
-    let again = aliases(&ids[..1]);
+    // A cached record is answered from the cache: no request, no budget spent. (Which five of
+    // the 50 aliases were fetched depends on the order they were resolved in: take one of them.)
+    let cached = (0..50)
+        .find(|i| body["data"][format!("a{i}")]["airtableId"].is_string())
+        .unwrap();
+    let again = aliases(&ids[cached..=cached]);
     let (_, body) = post(&s.app, Some(&read), json!({"query": again})).await;
     assert_eq!(
         body["data"]["a0"]["airtableId"],
-        ids[0].as_str(),
+        ids[cached].as_str(),
         "{body:#}"
     );
     assert_eq!(s.api_requests(&["get"]), 5);
