@@ -29,6 +29,13 @@
 //! Mutations are not cut off by the time limit: a write that committed must not be answered
 //! with an error the client would retry; their cost is bounded by their input caps instead.
 //!
+//! **Costly operations take turns.** A budget bounds one operation, not how many run at once:
+//! four clients looping over requests that fit their budget (`leads(first: 1000)`, a duplicate
+//! scan) kept both cores busy and made every `lead(id)` wait (hostile bench, BENCHMARKS.md). So
+//! an operation that costs more than [`COSTLY`] runs only while it holds one of
+//! [`COSTLY_AT_ONCE`] turns; it waits for one up to its time limit, then fails with `LIMIT`.
+//! Cheap operations (a lead by id, a page of 50) never wait.
+//!
 //! **Depth, without introspection.** Data queries stay limited to [`MAX_DEPTH`] levels. The
 //! standard introspection queries (graphql-js `getIntrospectionQuery`, GraphiQL's, Apollo's) nest
 //! about 14 levels through `__schema`/`__type` and the `TypeRef` fragment, so the depth is
@@ -54,6 +61,10 @@ use crate::auth::{Caller, Role};
 
 /// Deepest data query accepted (a lead's events' ... nesting is about 5 deep in practice).
 pub const MAX_DEPTH: usize = 12;
+/// From this cost on an operation is costly and takes turns (see the module doc).
+pub const COSTLY: usize = 5_000;
+/// Costly operations running at once, server-wide (one core of two stays for the rest).
+pub const COSTLY_AT_ONCE: usize = 1;
 /// Most introspection lists (`types`, `fields`, `args`, ...) nested inside each other.
 pub const MAX_INTROSPECTION_LISTS: usize = 3;
 /// Most `__schema` and `__type` fields in one operation (aliases and fragment uses included).
@@ -113,6 +124,24 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// `GRAPHQL_BUDGET_READ`, `_WRITE`, `_ADMIN`.
     pub budgets: [usize; 3],
+    /// The turns of costly operations ([`COSTLY_AT_ONCE`]), shared by the server's requests.
+    pub turns: Arc<tokio::sync::Semaphore>,
+}
+
+impl Limits {
+    /// The limits of a server with these settings.
+    pub fn new(
+        timeout: std::time::Duration,
+        max_response_bytes: usize,
+        budgets: [usize; 3],
+    ) -> Self {
+        Limits {
+            timeout,
+            max_response_bytes,
+            budgets,
+            turns: Arc::new(tokio::sync::Semaphore::new(COSTLY_AT_ONCE)),
+        }
+    }
 }
 
 impl ExtensionFactory for Limits {
@@ -121,6 +150,8 @@ impl ExtensionFactory for Limits {
             timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
             budgets: self.budgets,
+            turns: self.turns.clone(),
+            cost: std::sync::atomic::AtomicUsize::new(0),
             writes: std::sync::atomic::AtomicBool::new(false),
             cancel: Cancel::default(),
         })
@@ -131,6 +162,9 @@ struct LimitsExtension {
     timeout: std::time::Duration,
     max_response_bytes: usize,
     budgets: [usize; 3],
+    turns: Arc<tokio::sync::Semaphore>,
+    /// The operation's cost, once validated.
+    cost: std::sync::atomic::AtomicUsize,
     /// The document holds a mutation (set when it is parsed): no time limit.
     writes: std::sync::atomic::AtomicBool,
     /// Set when the time is up; in the request's data for the resolvers.
@@ -243,10 +277,24 @@ impl Extension for LimitsExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> async_graphql::Response {
+        let costly = self.cost.load(std::sync::atomic::Ordering::Relaxed) >= COSTLY;
         let response = if self.writes.load(std::sync::atomic::Ordering::Relaxed) {
+            let _turn = if costly {
+                self.turns.clone().acquire_owned().await.ok()
+            } else {
+                None
+            };
             Ok(next.run(ctx, operation_name).await)
         } else {
-            tokio::time::timeout(self.timeout, next.run(ctx, operation_name)).await
+            tokio::time::timeout(self.timeout, async {
+                let _turn = if costly {
+                    self.turns.clone().acquire_owned().await.ok()
+                } else {
+                    None
+                };
+                next.run(ctx, operation_name).await
+            })
+            .await
         };
         let Ok(response) = response else {
             self.cancel.set();
@@ -274,6 +322,8 @@ impl Extension for LimitsExtension {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
+        self.cost
+            .store(result.complexity, std::sync::atomic::Ordering::Relaxed);
         let role = ctx.data_opt::<Caller>().map_or(Role::Read, |c| c.role);
         let budget = budget(&self.budgets, role);
         if result.complexity > budget {

@@ -85,11 +85,11 @@ pub fn schema(state: AppState) -> AppSchema {
             tokio::spawn,
         ))
         .data(DataLoader::new(loaders::OutboxLoader(db), tokio::spawn))
-        .extension(limits::Limits {
-            timeout: state.config.graphql_timeout,
-            max_response_bytes: state.config.max_response_bytes,
-            budgets: state.config.graphql_budgets,
-        })
+        .extension(limits::Limits::new(
+            state.config.graphql_timeout,
+            state.config.max_response_bytes,
+            state.config.graphql_budgets,
+        ))
         .extension(query::ReadThroughBudget)
         .extension(crate::metrics::GraphqlMetrics::new(state.config.slow_query))
         .data(state)
