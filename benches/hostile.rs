@@ -111,6 +111,10 @@ struct Args {
     /// Seed of the generated leads and of the request mix.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Attack with these only (comma-separated), to see which one costs the victims; default
+    /// all, in the order listed.
+    #[arg(long, value_delimiter = ',')]
+    attacks: Vec<Attack>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -131,6 +135,8 @@ struct Bench {
     attackers: reqwest::Client,
     url: String,
     ids: Arc<Vec<String>>,
+    /// The attackers' cycle.
+    attacks: Arc<Vec<Attack>>,
     victim_token: String,
     attacker_token: String,
     admin_token: String,
@@ -204,7 +210,7 @@ impl Bench {
             v.get("errors").is_none() && v["data"]["lead"]["id"] == json!(id),
             "lead(id) did not return lead {id}: {v}"
         );
-        for attack in ATTACKS {
+        for &attack in self.attacks.iter() {
             if attack == Attack::Runaway {
                 continue;
             }
@@ -270,7 +276,7 @@ impl Bench {
     }
 }
 
-/// Attacker `index` of `of` loops over [`ATTACKS`], starting at its own place in the cycle, until
+/// Attacker `index` of `of` loops over the attacks, starting at its own place in the cycle, until
 /// `stop`; a request still running at `stop + grace` is dropped and counted as unfinished.
 async fn attacker(
     bench: Bench,
@@ -282,9 +288,10 @@ async fn attacker(
 ) -> Vec<Sent> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xA77A_C4E5 ^ index as u64);
     let mut sent = Vec::new();
-    let mut next = index * ATTACKS.len() / of.max(1);
-    while Instant::now() < stop {
-        let attack = ATTACKS[next % ATTACKS.len()];
+    let cycle = bench.attacks.clone();
+    let mut next = index * cycle.len() / of.max(1);
+    while Instant::now() < stop && !cycle.is_empty() {
+        let attack = cycle[next % cycle.len()];
         next += 1;
         let t0 = Instant::now();
         let answer =
@@ -442,12 +449,21 @@ fn main() -> anyhow::Result<()> {
         attackers: client(args.attackers.max(4))?,
         url: format!("{}/graphql", running.url()),
         ids: Arc::new(ids),
+        attacks: Arc::new(if args.attacks.is_empty() {
+            ATTACKS.to_vec()
+        } else {
+            ATTACKS
+                .into_iter()
+                .filter(|a| args.attacks.contains(a))
+                .collect()
+        }),
         victim_token,
         attacker_token,
         admin_token,
     };
 
     let outcome = run_phases(&bench, &args, &peaks, &victim_rt, &attack_rt);
+    let cycle = bench.attacks.to_vec();
     drop(bench);
     // An attack cut at the end of the grace may leave a `sql` statement running on the blocking
     // pool for up to 5 s: do not wait for it.
@@ -464,7 +480,7 @@ fn main() -> anyhow::Result<()> {
     drop(peaks);
     let load_after = loadavg();
 
-    print_attacks(&attacks);
+    print_attacks(&attacks, &cycle);
     let peak_baseline = victims.peak_baseline;
     let peak_attacked = victims.peak_attacked;
     let (baseline, attacked) = (victims.baseline, victims.attacked);
@@ -572,7 +588,7 @@ fn run_phases(
         args.victims,
         args.seconds,
         args.attackers,
-        ATTACKS.len()
+        bench.attacks.len()
     );
     let cpu0 = thread_cpu();
     let start = Instant::now();

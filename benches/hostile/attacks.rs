@@ -19,7 +19,7 @@ pub const RUNAWAY_SQL: &str =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 
 /// The costly requests of issue 15 that the attackers loop over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Attack {
     /// Item 6: 600 aliases of `duplicateCandidates(first: 1000)`: over the budget.
     Duplicates600,
@@ -194,13 +194,13 @@ pub struct Sent {
 }
 
 /// The attackers' requests by kind: how many, how each ended, how long they took.
-pub fn print_attacks(sent: &[Sent]) {
+pub fn print_attacks(sent: &[Sent], cycle: &[Attack]) {
     println!(
         "| attack | token | sent | LIMIT | ok | other | unfinished | expected | p50 ms | max ms |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---|---:|---:|");
     let mut notes = Vec::new();
-    for attack in ATTACKS {
+    for &attack in cycle {
         let mine: Vec<&Sent> = sent.iter().filter(|s| s.attack == attack).collect();
         let count = |e: Ending| mine.iter().filter(|s| s.ending == e).count();
         let mut nanos: Vec<u64> = mine.iter().map(|s| s.nanos).collect();
