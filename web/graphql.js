@@ -55,21 +55,27 @@ function authProblem(status, body) {
   return hit ? hit.extensions.code : null;
 }
 
+/** POSTs one operation: { res, body } (body null when it is not JSON). */
+async function post(query, variables) {
+  let res;
+  try {
+    res = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (e) {
+    throw new ApiError(`Server unreachable: ${e.message}`, 'NETWORK');
+  }
+  let body = null;
+  try { body = await res.json(); } catch { body = null; }
+  return { res, body };
+}
+
 /** Run a GraphQL operation; resolves to `data`, throws ApiError on any error. */
 export async function gql(query, variables = {}) {
   for (let attempt = 0; ; attempt += 1) {
-    let res;
-    let body = null;
-    try {
-      res = await fetch('/graphql', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
-        body: JSON.stringify({ query, variables }),
-      });
-    } catch (e) {
-      throw new ApiError(`Server unreachable: ${e.message}`, 'NETWORK');
-    }
-    try { body = await res.json(); } catch { body = null; }
+    const { res, body } = await post(query, variables);
     const problem = authProblem(res.status, body);
     if (problem && attempt < 3 && (await needToken(problem))) continue;
     if (body && Array.isArray(body.errors) && body.errors.length) {
@@ -89,18 +95,7 @@ export async function gql(query, variables = {}) {
 /** Like `gql` for a part of a page that some roles may not see: resolves to `null` when the
  * server refuses it (FORBIDDEN), without asking for another token. */
 export async function gqlOptional(query, variables = {}) {
-  let res;
-  try {
-    res = await fetch('/graphql', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
-      body: JSON.stringify({ query, variables }),
-    });
-  } catch (e) {
-    throw new ApiError(`Server unreachable: ${e.message}`, 'NETWORK');
-  }
-  let body = null;
-  try { body = await res.json(); } catch { body = null; }
+  const { res, body } = await post(query, variables);
   const errs = body && Array.isArray(body.errors) ? body.errors : [];
   if (errs.some((e) => e && e.extensions && e.extensions.code === 'FORBIDDEN')) return null;
   if (errs.length) throw new ApiError(errs.map((e) => e && e.message).join('; '), (errs[0].extensions || {}).code, res.status);

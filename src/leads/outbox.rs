@@ -91,15 +91,26 @@ pub fn record(
             all.push(f.clone());
         }
     }
-    row.operation = merged.as_str().to_string();
     row.fields = serde_json::to_string(&all)?;
+    requeue(conn, row, merged, now)
+}
+
+/// Stores `row` as `op`, changed now: a new `seq` (a push in flight keeps it), no attempts, due
+/// at once.
+fn requeue(
+    conn: &mut SqliteConnection,
+    mut row: OutboxRow,
+    op: Op,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    row.operation = op.as_str().to_string();
     row.seq += 1;
     row.attempts = 0;
     row.next_attempt_at = now;
     row.last_error = None;
     row.state = state::PENDING.to_string();
     row.updated_at = now;
-    diesel::update(outbox::table.find(lead_id))
+    diesel::update(outbox::table.find(&row.lead_id))
         .set(&row)
         .execute(conn)?;
     Ok(())
@@ -141,7 +152,7 @@ pub fn cancel_delete(
     in_airtable: bool,
     now: NaiveDateTime,
 ) -> Result<Cancelled, AppError> {
-    let Some(mut row) = get(conn, lead_id)? else {
+    let Some(row) = get(conn, lead_id)? else {
         return Ok(Cancelled::NotQueued);
     };
     if Op::parse(&row.operation) != Some(Op::Delete) {
@@ -157,16 +168,7 @@ pub fn cancel_delete(
     } else {
         Op::Create
     };
-    row.operation = op.as_str().to_string();
-    row.seq += 1;
-    row.attempts = 0;
-    row.next_attempt_at = now;
-    row.last_error = None;
-    row.state = state::PENDING.to_string();
-    row.updated_at = now;
-    diesel::update(outbox::table.find(lead_id))
-        .set(&row)
-        .execute(conn)?;
+    requeue(conn, row, op, now)?;
     Ok(Cancelled::Back(fields))
 }
 

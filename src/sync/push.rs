@@ -128,30 +128,32 @@ pub fn update_fields(engine: &SyncEngine, item: &Item) -> Fields {
 
 /// Rows due now (pending, or failed and past their backoff), oldest first.
 pub fn due(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Item>, AppError> {
-    let now = crate::time::now();
-    let rows: Vec<(OutboxRow, Lead)> = outbox::table
-        .inner_join(leads::table)
-        .filter(outbox::state.ne(state::DEAD))
-        .filter(outbox::next_attempt_at.le(now))
-        .order(outbox::created_at)
-        .limit(limit)
-        .select((OutboxRow::as_select(), Lead::as_select()))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, lead)| Item { row, lead })
-        .collect())
+    due_where(conn, None, limit)
 }
 
 /// The due rows of these leads (after a pre-push read merged their records).
 fn due_among(conn: &mut SqliteConnection, lead_ids: &[String]) -> Result<Vec<Item>, AppError> {
+    due_where(conn, Some(lead_ids), ROUND)
+}
+
+/// Due rows, of `lead_ids` only when given. Boxed: it runs once a push round, not per request.
+fn due_where(
+    conn: &mut SqliteConnection,
+    lead_ids: Option<&[String]>,
+    limit: i64,
+) -> Result<Vec<Item>, AppError> {
     let now = crate::time::now();
-    let rows: Vec<(OutboxRow, Lead)> = outbox::table
+    let mut query = outbox::table
         .inner_join(leads::table)
-        .filter(outbox::lead_id.eq_any(lead_ids))
         .filter(outbox::state.ne(state::DEAD))
         .filter(outbox::next_attempt_at.le(now))
+        .into_boxed();
+    if let Some(ids) = lead_ids {
+        query = query.filter(outbox::lead_id.eq_any(ids));
+    }
+    let rows: Vec<(OutboxRow, Lead)> = query
         .order(outbox::created_at)
+        .limit(limit)
         .select((OutboxRow::as_select(), Lead::as_select()))
         .load(conn)?;
     Ok(rows

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::RunQueryDsl;
-use leadcache::config::{Config, ConflictPolicy};
+use leadcache::config::Config;
 use leadcache::sync::runs::RunKind;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::TestApp;
-use crate::sync::fixture::{self, Synced};
+use crate::sync::fixture::Synced;
 
 /// Every file under `dir` with the SHA-256 of its contents, sorted by path.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
@@ -316,20 +316,10 @@ async fn restore(s: &Synced, id: &str) -> Value {
 /// nothing is sent, the record keeps its id, and changes queued before the delete still go out.
 #[tokio::test]
 async fn a_delete_waits_its_grace_and_a_restore_inside_it_is_an_undo_airtable_never_sees() {
-    let sim = leadcache::airtable::sim::start(leadcache::airtable::sim::SimConfig {
-        records: 5,
-        api_key: Some(fixture::KEY.into()),
-        base_id: Some(fixture::BASE.into()),
-        lockout: Duration::from_secs(1),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app = fixture::server_tweaked(&sim, ConflictPolicy::AirtableWins, None, |c| {
+    let s = Synced::start_configured(5, |c| {
         c.sync_delete_grace = Duration::from_secs(3600);
     })
     .await;
-    let s = Synced { app, sim };
     s.run(RunKind::FullPull).await;
     let ids = s.some_remote_ids(2);
     let (plain, edited) = (&ids[0], &ids[1]);

@@ -22,6 +22,14 @@ fn legacy_records() -> Value {
 }
 
 async fn run(app: &TestApp, paths: Vec<PathBuf>, dry_run: bool) -> Vec<FileReport> {
+    let options = legacy::Options {
+        dry_run,
+        ..Default::default()
+    };
+    run_with(app, paths, options).await
+}
+
+async fn run_with(app: &TestApp, paths: Vec<PathBuf>, options: legacy::Options) -> Vec<FileReport> {
     let db = app.db().clone();
     let ctx = app.state().write_ctx("import");
     tokio::task::spawn_blocking(move || {
@@ -30,10 +38,7 @@ async fn run(app: &TestApp, paths: Vec<PathBuf>, dry_run: bool) -> Vec<FileRepor
             &mut conn,
             &ctx,
             &paths,
-            legacy::Options {
-                dry_run,
-                ..Default::default()
-            },
+            options,
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap()
@@ -441,26 +446,14 @@ async fn on_duplicate_create_and_fail_in_an_import() {
     )
     .unwrap();
     let import = |on_duplicate| {
-        let db = app.db().clone();
-        let ctx = app.state().write_ctx("import");
-        let paths = vec![file.clone()];
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.conn().unwrap();
-            legacy::import(
-                &mut conn,
-                &ctx,
-                &paths,
-                legacy::Options {
-                    dry_run: false,
-                    on_duplicate,
-                },
-                &indicatif::ProgressBar::hidden(),
-            )
-            .unwrap()
-        })
+        let options = legacy::Options {
+            dry_run: false,
+            on_duplicate,
+        };
+        run_with(&app, vec![file.clone()], options)
     };
     use leadcache::leads::merge::OnDuplicate;
-    let failed = import(OnDuplicate::Fail).await.unwrap();
+    let failed = import(OnDuplicate::Fail).await;
     let r = &failed[0];
     assert_eq!((r.imported, r.merged, r.failed), (1, 0, 1));
     assert!(
@@ -477,7 +470,7 @@ async fn on_duplicate_create_and_fail_in_an_import() {
         0,
         "the refused duplicate filled nothing"
     );
-    let created = import(OnDuplicate::Create).await.unwrap();
+    let created = import(OnDuplicate::Create).await;
     assert_eq!((created[0].imported, created[0].merged), (2, 0));
     assert_eq!(
         app.count("SELECT COUNT(*) AS n FROM leads WHERE email_key = 'jane@acme.example'")

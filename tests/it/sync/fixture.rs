@@ -49,15 +49,7 @@ impl Synced {
         options: leadcache::sync::SyncOptions,
         tweak: impl FnOnce(&mut SimConfig),
     ) -> Synced {
-        let mut cfg = SimConfig {
-            records,
-            api_key: Some(KEY.into()),
-            base_id: Some(BASE.into()),
-            lockout: Duration::from_secs(1),
-            ..Default::default()
-        };
-        tweak(&mut cfg);
-        let sim = sim::start(cfg).await.unwrap();
+        let sim = start_sim(records, tweak).await;
         let url = sim.url();
         let app = TestApp::start_synced(
             move |c| {
@@ -75,16 +67,19 @@ impl Synced {
         policy: ConflictPolicy,
         tweak: impl FnOnce(&mut SimConfig),
     ) -> Synced {
-        let mut cfg = SimConfig {
-            records,
-            api_key: Some(KEY.into()),
-            base_id: Some(BASE.into()),
-            lockout: Duration::from_secs(1),
-            ..Default::default()
-        };
-        tweak(&mut cfg);
-        let sim = sim::start(cfg).await.unwrap();
+        let sim = start_sim(records, tweak).await;
         let app = server_for(&sim, policy, None).await;
+        Synced { app, sim }
+    }
+
+    /// A simulator of `records` and a server (airtable-wins) whose configuration `tweak` changes
+    /// last (see [`server_tweaked`]).
+    pub async fn start_configured(
+        records: usize,
+        tweak: impl FnOnce(&mut leadcache::config::Config),
+    ) -> Synced {
+        let sim = start_sim(records, |_| {}).await;
+        let app = server_tweaked(&sim, ConflictPolicy::AirtableWins, None, tweak).await;
         Synced { app, sim }
     }
 
@@ -132,6 +127,20 @@ impl Synced {
             .map(|r| r["id"].as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// A simulator of `records` for [`BASE`] with [`KEY`], its 429 lockout shortened to 1 s, then
+/// `tweak`ed.
+async fn start_sim(records: usize, tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut cfg = SimConfig {
+        records,
+        api_key: Some(KEY.into()),
+        base_id: Some(BASE.into()),
+        lockout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    tweak(&mut cfg);
+    sim::start(cfg).await.unwrap()
 }
 
 /// Waits until the wall clock is in a later whole second than now (Airtable's modified times

@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use leadcache::auth::Role;
-use leadcache::config::ConflictPolicy;
 use serde_json::{Value, json};
 
-use super::fixture::{BASE, Synced, server_tweaked};
+use super::fixture::{BASE, Synced};
 use crate::access::{post, token};
 
 /// One operation with an alias `a{i}: lead(id: …)` per id.
@@ -110,20 +109,10 @@ async fn one_operation_fetches_at_most_read_through_per_request_and_every_get_is
 
 #[tokio::test]
 async fn the_per_minute_cap_is_shared_by_all_callers() {
-    let sim = leadcache::airtable::sim::start(leadcache::airtable::sim::SimConfig {
-        records: 10,
-        api_key: Some(super::fixture::KEY.into()),
-        base_id: Some(BASE.into()),
-        lockout: Duration::from_secs(1),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app = server_tweaked(&sim, ConflictPolicy::AirtableWins, None, |c| {
+    let s = Synced::start_configured(10, |c| {
         c.read_through.per_minute = 3;
     })
     .await;
-    let s = Synced { app, sim };
     let one = token(&s.app, "one", Role::Read);
     let other = token(&s.app, "other", Role::Read);
     let ids = s.some_remote_ids(4);
